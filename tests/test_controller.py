@@ -1,0 +1,472 @@
+"""Properties and paper examples for the GCANN controller and its presets."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from gcann.controller import Decision, GCANNConfig, GCANNController, NonFiniteLossError
+from gcann.presets import PRESETS, preset
+
+CONTROLLER_FILE = Path(__file__).resolve().parents[1] / "gcann" / "controller.py"
+ADJUSTMENTS = ("reactive", "proactive")
+
+PROPERTY = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+# ---------------------------------------------------------------------------- strategies
+@st.composite
+def configs(draw: st.DrawFn) -> GCANNConfig:
+    """Configs with small windows, cooldowns and warm-ups, so that events happen."""
+    lr_d = draw(st.floats(1e-5, 1e-2))
+    lr_g = draw(st.floats(1e-5, 1e-2))
+    max_skip = draw(st.integers(1, 30))
+    low = draw(st.floats(-0.2, 0.1))
+    return GCANNConfig(
+        lr_d=lr_d,
+        lr_g=lr_g,
+        alpha=draw(st.floats(0.05, 0.95)),
+        beta=draw(st.floats(0.05, 0.95)),
+        max_loss_diff=draw(st.floats(0.1, 5.0)),
+        gc_lr_window=draw(st.integers(1, 20)),
+        cooldown_period=draw(st.integers(0, 30)),
+        baseline_steps=draw(st.integers(0, 50)),
+        discriminator_pause_threshold=draw(st.floats(0.0, 0.3)),
+        generator_pause_threshold=draw(st.floats(0.0, 0.3)),
+        discriminator_skip_threshold=draw(st.floats(0.0, 0.5)),
+        generator_skip_threshold=draw(st.floats(0.0, 0.5)),
+        p=draw(st.integers(0, 10)),
+        max_skip_iterations=max_skip,
+        skip_iter_scale=draw(st.floats(1 / max_skip, float(max_skip))),
+        skip_iter_scale_rate=draw(st.floats(0.01, 1.0)),
+        target_slope_range=(low, low + draw(st.floats(0.0, 0.3))),
+        target_slope_aggressiveness=draw(st.floats(0.0, 0.99)),
+        slope_thresh_scale=draw(st.floats(0.1, 3.0)),
+        slope_threshold=draw(st.floats(-0.1, 0.2)),
+        max_stable_slope=draw(st.floats(0.0, 0.1)),
+        lr_d_min=lr_d * draw(st.floats(1e-3, 1.0)),
+        lr_d_max=lr_d * draw(st.floats(1.0, 1e3)),
+        lr_g_min=lr_g * draw(st.floats(1e-3, 1.0)),
+        lr_g_max=lr_g * draw(st.floats(1.0, 1e3)),
+        diversity_check_interval=draw(st.integers(1, 10)),
+        sign_convention=draw(st.sampled_from(["consistent", "literal"])),
+        reactive_every_step=draw(st.booleans()),
+        proactive_trigger=draw(st.sampled_from(["algorithm", "text"])),
+        slope_range_mode=draw(st.sampled_from(["clamp", "trigger"])),
+        skip_rule=draw(st.sampled_from(["overpowered", "literal"])),
+    )
+
+
+def noisy_losses(seed: int, n: int) -> list[tuple[float, float]]:
+    """A regime-switching loss sequence: balanced, D winning, G winning, collapse, noise bursts."""
+    rng = random.Random(seed)
+    regimes = [(0.7, 1.5, 0.3), (0.02, 4.0, 0.5), (5.0, 0.3, 0.8), (0.01, 0.005, 0.01),
+               (1.0, 1.0, 2.0), (0.04, 0.7, 0.02)]
+    out: list[tuple[float, float]] = []
+    while len(out) < n:
+        mu_d, mu_g, sigma = rng.choice(regimes)
+        for _ in range(rng.randint(20, 300)):
+            out.append((abs(rng.gauss(mu_d, sigma)), abs(rng.gauss(mu_g, sigma))))
+    return out[:n]
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+small_loss = st.one_of(st.floats(0.0, 0.1), st.floats(0.0, 10.0), finite)
+loss_lists = st.lists(st.tuples(small_loss, small_loss), max_size=300)
+long_sequences = st.builds(noisy_losses, st.integers(0, 2**32 - 1), st.integers(500, 1500))
+sequences = st.one_of(loss_lists, long_sequences)
+
+
+def run(config: GCANNConfig, losses: list[tuple[float, float]]) -> list[Decision]:
+    ctrl = GCANNController(config)
+    return [ctrl.observe(d, g) for d, g in losses]
+
+
+# ---------------------------------------------------------------------------- invariants
+def check_invariants(config: GCANNConfig, decisions: list[Decision]) -> None:
+    """Every safety property of a decision sequence."""
+    adjust_steps = []
+    for dec in decisions:
+        assert config.lr_d_min <= dec.lr_d <= config.lr_d_max
+        assert config.lr_g_min <= dec.lr_g <= config.lr_g_max
+        assert dec.train_d or dec.train_g, f"both networks idle at step {dec.step}"
+        assert 0 <= dec.extra_d_steps <= config.max_skip_iterations
+        assert 0 <= dec.extra_g_steps <= config.max_skip_iterations
+        assert not (dec.extra_d_steps and dec.extra_g_steps)
+        assert dec.use_diversity == (dec.step % config.diversity_check_interval == 0)
+        for e in dec.events:
+            assert e.step == dec.step
+            if e.event in ("skip_d", "skip_g"):
+                assert 1 <= e.detail["skip_iterations"] <= config.max_skip_iterations
+            if e.event in ADJUSTMENTS:
+                adjust_steps.append(dec.step)
+                check_direction(config, e)
+                assert (e.lr_d_new, e.lr_g_new) == (dec.lr_d, dec.lr_g)
+    assert all(s >= config.baseline_steps for s in adjust_steps), "adjustment during warm-up"
+    gaps = [b - a for a, b in zip(adjust_steps, adjust_steps[1:])]
+    assert all(g > config.cooldown_period for g in gaps), f"adjustments {adjust_steps} violate cooldown"
+
+
+def check_direction(config: GCANNConfig, e) -> None:
+    """The learning rates move the way the stated reason implies (or sit at a bound)."""
+    if e.reason == "d_overpowering":
+        assert e.lr_d_new < e.lr_d_old or e.lr_d_new == config.lr_d_min
+        assert e.lr_g_new > e.lr_g_old or e.lr_g_new == config.lr_g_max
+    else:
+        assert e.reason == "g_overpowering"
+        assert e.lr_g_new < e.lr_g_old or e.lr_g_new == config.lr_g_min
+        assert e.lr_d_new > e.lr_d_old or e.lr_d_new == config.lr_d_max
+
+
+# ---------------------------------------------------------------------------- properties
+@PROPERTY
+@given(configs(), long_sequences)
+def test_invariants_on_long_noisy_sequences(config: GCANNConfig, losses) -> None:
+    decisions = run(config, losses)
+    check_invariants(config, decisions)
+    kinds = Counter(e.event for d in decisions for e in d.events)
+    for kind in kinds:
+        event(kind)
+
+
+@PROPERTY
+@given(configs(), loss_lists)
+def test_invariants_on_arbitrary_floats(config: GCANNConfig, losses) -> None:
+    check_invariants(config, run(config, losses))
+
+
+@PROPERTY
+@given(configs(), sequences)
+def test_same_inputs_same_decisions(config: GCANNConfig, losses) -> None:
+    assert run(config, losses) == run(config, losses)
+
+
+@PROPERTY
+@given(configs(), sequences, st.floats(0.0, 1.0))
+def test_state_dict_json_round_trip_changes_nothing(config: GCANNConfig, losses, where: float) -> None:
+    k = int(where * len(losses))
+    original = GCANNController(config)
+    for d, g in losses[:k]:
+        original.observe(d, g)
+    restored = GCANNController(config)
+    restored.load_state_dict(json.loads(json.dumps(original.state_dict(), allow_nan=False)))
+    assert restored.events == original.events
+    for d, g in losses[k:]:
+        assert restored.observe(d, g) == original.observe(d, g)
+    assert restored.state_dict() == original.state_dict()
+
+
+@PROPERTY
+@given(configs(), st.floats(0.0, 5.0), st.floats(0.0, 5.0))
+def test_gap_above_max_loss_diff_after_warmup_adjusts_at_once(config: GCANNConfig, base: float, extra: float) -> None:
+    """Non-vacuity: a large gap right after warm-up triggers a reactive adjustment."""
+    config = replace(config, reactive_every_step=True)
+    gap = config.max_loss_diff + 0.5 + extra
+    ctrl = GCANNController(config)
+    for _ in range(config.baseline_steps):
+        assert not any(e.event in ADJUSTMENTS for e in ctrl.observe(1.0, 1.0).events)
+    dec = ctrl.observe(base, base + gap)
+    [adj] = [e for e in dec.events if e.event == "reactive"]
+    d_over = config.sign_convention == "consistent"
+    assert adj.reason == ("d_overpowering" if d_over else "g_overpowering")
+    check_direction(config, adj)
+
+
+def test_events_of_every_kind_happen_on_a_noisy_run() -> None:
+    config = GCANNConfig(baseline_steps=50, gc_lr_window=10, cooldown_period=20, max_loss_diff=2.0)
+    kinds = Counter(e.event for d in run(config, noisy_losses(0, 5000)) for e in d.events)
+    for kind in ("reactive", "proactive", "pause_d", "pause_g", "skip_d", "skip_g", "tie_break", "slope_threshold"):
+        assert kinds[kind] > 0, kinds
+
+
+# ---------------------------------------------------------------------------- paper examples
+def small(**kw) -> GCANNConfig:
+    base = dict(baseline_steps=10, gc_lr_window=10, cooldown_period=5, lr_d=1e-3, lr_g=1e-3)
+    return GCANNConfig(**{**base, **kw})
+
+
+def warm(ctrl: GCANNController, n: int, d: float = 1.0, g: float = 1.0) -> None:
+    for _ in range(n):
+        ctrl.observe(d, g)
+
+
+def test_reactive_d_overpowering_default_sign() -> None:
+    """L_G - L_D = 5 > max_loss_diff = 3: D's loss is much lower, so D is overpowering."""
+    ctrl = GCANNController(small(alpha=0.8, beta=0.6, max_loss_diff=3.0, gc_lr_window=1000))
+    warm(ctrl, 10)
+    dec = ctrl.observe(0.5, 5.5)
+    [e] = dec.events
+    assert (e.event, e.reason) == ("reactive", "d_overpowering")
+    assert dec.lr_d == pytest.approx(1e-3 * (1 - 0.8))
+    assert dec.lr_g == pytest.approx(1e-3 * (1 + 0.6))
+    assert dec.extra_g_steps == round(5 * 1.25) and dec.extra_d_steps == 0
+    assert ctrl.skip_iter_scale == pytest.approx(1 / 1.25)
+
+
+def test_reactive_g_overpowering_default_sign() -> None:
+    ctrl = GCANNController(small(alpha=0.5, beta=0.25, gc_lr_window=1000))
+    warm(ctrl, 10)
+    dec = ctrl.observe(5.0, 0.5)
+    assert dec.events[0].reason == "g_overpowering"
+    assert (dec.lr_d, dec.lr_g) == (pytest.approx(1.5e-3), pytest.approx(0.75e-3))
+    assert dec.extra_d_steps == round(5 * 1.25) and dec.extra_g_steps == 0
+
+
+def test_reactive_literal_sign_follows_the_papers_text() -> None:
+    """Literal: L_D - L_G > max_loss_diff means D is overpowering."""
+    ctrl = GCANNController(small(sign_convention="literal", gc_lr_window=1000))
+    warm(ctrl, 10)
+    dec = ctrl.observe(5.0, 0.5)
+    assert dec.events[0].reason == "d_overpowering"
+    assert dec.lr_d < 1e-3 < dec.lr_g
+
+
+def test_no_adjustment_during_warmup_and_cooldown() -> None:
+    ctrl = GCANNController(small(cooldown_period=5, gc_lr_window=1000))
+    decisions = [ctrl.observe(0.5, 5.5) for _ in range(30)]
+    steps = [d.step for d in decisions if d.events and d.events[0].event == "reactive"]
+    assert steps == [10, 16, 22, 28]
+
+
+def test_learning_rates_clipped_at_bounds() -> None:
+    ctrl = GCANNController(small(cooldown_period=0, gc_lr_window=1000, lr_d_min=1e-4, lr_g_max=2e-3))
+    warm(ctrl, 10)
+    for _ in range(20):
+        dec = ctrl.observe(0.5, 5.5)
+    assert (dec.lr_d, dec.lr_g) == (1e-4, 2e-3)
+
+
+def test_proactive_slope_trigger() -> None:
+    """Gap of window means grows 0 -> 1 in one window of 10: slope 0.1 > slope_threshold 0.01."""
+    ctrl = GCANNController(small(baseline_steps=0, cooldown_period=0))
+    warm(ctrl, 10, 1.0, 1.0)
+    decisions = [ctrl.observe(1.0, 2.0) for _ in range(10)]
+    assert all(not d.events for d in decisions[:-1])
+    [e] = decisions[-1].events
+    assert (e.event, e.reason) == ("proactive", "d_overpowering")
+    assert e.detail["loss_diff_slope"] == pytest.approx(0.1)
+    assert e.detail["clauses"] == ["slope_above_threshold"]
+
+
+def test_proactive_window_gap_trigger() -> None:
+    ctrl = GCANNController(small(baseline_steps=0, reactive_every_step=False, max_loss_diff=1.0))
+    decisions = [ctrl.observe(3.5, 1.5 + (i % 2)) for i in range(10)]
+    [e] = decisions[-1].events
+    assert (e.event, e.reason) == ("proactive", "g_overpowering")
+    assert e.detail["clauses"] == ["gap_above_max_loss_diff"]
+
+
+def test_proactive_text_trigger_fires_on_bare_d_mean_above_g_mean() -> None:
+    for trigger, expected in (("algorithm", []), ("text", ["d_mean_above_g_mean"])):
+        ctrl = GCANNController(small(baseline_steps=0, proactive_trigger=trigger))
+        decisions = [ctrl.observe(1.2, 1.0) for _ in range(10)]
+        clauses = [c for d in decisions for e in d.events for c in e.detail.get("clauses", [])]
+        assert clauses == expected
+
+
+def test_slope_range_trigger_mode_fires_on_a_closing_gap() -> None:
+    for mode, fires in (("clamp", False), ("trigger", True)):
+        ctrl = GCANNController(small(baseline_steps=0, slope_range_mode=mode, cooldown_period=0))
+        warm(ctrl, 10, 1.0, 3.5)
+        decisions = [ctrl.observe(1.0, 1.0) for _ in range(10)]  # slope -0.25 < -0.1
+        assert any(e.event == "proactive" for e in decisions[-1].events) == fires
+
+
+def test_slope_threshold_learned_from_a_stable_region() -> None:
+    """Windows of one step: slopes 0.001, 0.001, 0.001 (stable), then 1.0 ends the region."""
+    ctrl = GCANNController(small(gc_lr_window=1, baseline_steps=100, target_slope_aggressiveness=0.5,
+                                 slope_thresh_scale=1.0, slope_threshold=0.01))
+    for gap in (0.0, 0.001, 0.002, 0.003, 1.003):
+        dec = ctrl.observe(1.0, 1.0 + gap)
+    assert ctrl.max_stable_slope == pytest.approx(0.001)
+    assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001)
+    assert dec.events[0].event == "slope_threshold"
+
+
+def test_slope_threshold_clamped_into_target_range() -> None:
+    ctrl = GCANNController(small(gc_lr_window=1, baseline_steps=100, target_slope_range=(0.002, 0.2)))
+    for gap in (0.0, 0.001, 0.002, 0.003, 1.003):
+        ctrl.observe(1.0, 1.0 + gap)
+    assert ctrl.slope_threshold == 0.002
+
+
+def test_single_window_region_is_not_stable() -> None:
+    ctrl = GCANNController(small(gc_lr_window=1, baseline_steps=100))
+    for gap in (0.0, 0.001, 1.001):
+        ctrl.observe(1.0, 1.0 + gap)
+    assert ctrl.slope_threshold == 0.01 and ctrl.max_stable_slope == 0.0
+
+
+def test_pause_below_threshold_and_event_only_on_transition() -> None:
+    ctrl = GCANNController(small(gc_lr_window=1000, discriminator_skip_threshold=0.0))
+    warm(ctrl, 10)
+    decisions = [ctrl.observe(0.01, 1.0) for _ in range(3)] + [ctrl.observe(1.0, 1.0)]
+    assert [d.train_d for d in decisions] == [False, False, False, True]
+    assert all(d.train_g for d in decisions)
+    assert [len(d.events) for d in decisions] == [1, 0, 0, 0]
+
+
+def test_skip_run_lasts_skip_iterations_steps() -> None:
+    """0.025 < L_D <= 0.05: D is skipped for round(p / skip_iter_scale) = 5 steps."""
+    ctrl = GCANNController(small(gc_lr_window=1000))
+    warm(ctrl, 10)
+    decisions = [ctrl.observe(0.04, 1.0)] + [ctrl.observe(1.0, 1.0) for _ in range(6)]
+    assert [d.train_d for d in decisions] == [False] * 5 + [True] * 2
+    assert decisions[0].events[0].event == "skip_d"
+
+
+def test_literal_skip_rule_skips_the_high_loss_network() -> None:
+    ctrl = GCANNController(small(gc_lr_window=1000, skip_rule="literal", generator_skip_threshold=10.0))
+    warm(ctrl, 10)
+    dec = ctrl.observe(1.0, 1.0)
+    assert (dec.train_d, dec.train_g) == (False, True)
+
+
+def test_tie_break_trains_the_network_with_the_higher_loss() -> None:
+    ctrl = GCANNController(small(gc_lr_window=1000))
+    warm(ctrl, 10)
+    dec = ctrl.observe(0.02, 0.005)
+    assert (dec.train_d, dec.train_g) == (True, False)
+    assert [e.event for e in dec.events][-1] == "tie_break"
+
+
+def test_no_pause_or_skip_during_warmup() -> None:
+    ctrl = GCANNController(small())
+    assert all(d.train_d and d.train_g for d in (ctrl.observe(0.0, 0.0) for _ in range(10)))
+
+
+def test_diversity_interval() -> None:
+    ctrl = GCANNController(small(diversity_check_interval=3))
+    assert [ctrl.observe(1, 1).use_diversity for _ in range(7)] == [True, False, False, True, False, False, True]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_loss_raises_and_leaves_state_unchanged(bad: float) -> None:
+    ctrl = GCANNController(small())
+    warm(ctrl, 3)
+    before = ctrl.state_dict()
+    with pytest.raises(NonFiniteLossError, match=r"step 3: loss_g="):
+        ctrl.observe(1.0, bad)
+    assert ctrl.state_dict() == before
+    assert ctrl.observe(1.0, 1.0).step == 3
+
+
+def test_nonfinite_loss_diverged_mode() -> None:
+    ctrl = GCANNController(small(on_nonfinite="diverged"))
+    warm(ctrl, 3)
+    dec = ctrl.observe(float("nan"), 1.0)
+    assert dec.diverged and not (dec.train_d or dec.train_g) and dec.events[0].event == "diverged"
+    later = ctrl.observe(1.0, 1.0)
+    assert later.diverged and later.step == 4 and not later.events
+    assert ctrl.diverged and json.dumps(ctrl.state_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("alpha", 1.0), ("beta", 0.0), ("lr_d", -1.0), ("lr_g", float("nan")), ("max_loss_diff", 0.0),
+        ("gc_lr_window", 0), ("gc_lr_window", 2.5), ("cooldown_period", -1), ("baseline_steps", -5),
+        ("p", -1), ("max_skip_iterations", 0), ("skip_iter_scale", 100.0), ("target_slope_range", (0.2, 0.1)),
+        ("target_slope_aggressiveness", 1.0), ("slope_thresh_scale", 0.0), ("max_stable_slope", -1.0),
+        ("lr_d_min", 1.0), ("lr_g_max", 1e-9), ("diversity_check_interval", 0), ("topend_diversity_loss", 0.0),
+        ("discriminator_pause_threshold", -0.1), ("sign_convention", "other"), ("skip_rule", "x"),
+        ("on_nonfinite", "ignore"), ("reactive_every_step", 1),
+    ],
+)
+def test_config_validation_names_the_parameter(field: str, value) -> None:
+    with pytest.raises(ValueError, match=f"GCANNConfig.{field} "):
+        GCANNConfig(**{field: value})
+
+
+def test_config_defaults_and_from_epochs() -> None:
+    c = GCANNConfig(lr_d=1e-3)
+    assert (c.lr_d_min, c.lr_d_max) == (pytest.approx(1e-5), pytest.approx(1e-1))
+    assert GCANNConfig.from_epochs(2, 50).baseline_steps == 100
+    assert json.loads(json.dumps(c.to_dict()))["target_slope_range"] == [-0.1, 0.1]
+    assert GCANNConfig(target_slope_range=[0.0, 1.0]).target_slope_range == (0.0, 1.0)
+
+
+def test_write_events_jsonl(tmp_path: Path) -> None:
+    ctrl = GCANNController(small(gc_lr_window=1000))
+    warm(ctrl, 10)
+    ctrl.observe(0.5, 5.5)
+    path = tmp_path / "events.jsonl"
+    ctrl.write_events_jsonl(path)
+    [line] = path.read_text().splitlines()
+    assert json.loads(line)["reason"] == "d_overpowering"
+
+
+def test_load_state_dict_rejects_unknown_version() -> None:
+    with pytest.raises(ValueError, match="version"):
+        GCANNController().load_state_dict({"version": 99})
+
+
+# ---------------------------------------------------------------------------- presets
+def test_presets_carry_the_papers_values() -> None:
+    celeba = preset("paper-celeba")
+    assert (celeba.max_loss_diff, celeba.target_slope_range, celeba.gc_lr_window) == (3, (-0.1, 0.1), 100)
+    assert (celeba.discriminator_pause_threshold, celeba.generator_pause_threshold) == (0.025, 0.01)
+    assert (celeba.discriminator_skip_threshold, celeba.generator_skip_threshold) == (0.05, 0.05)
+    assert (celeba.max_skip_iterations, celeba.cooldown_period, celeba.baseline_steps) == (25, 100, 1583)
+    assert (celeba.diversity_weight, celeba.diversity_check_interval) == (1, 5)
+    assert (celeba.topend_diversity_loss, celeba.bottomend_diversity_loss) == (3, 0.001)
+    bicar = preset("paper-bicar3d")
+    assert (bicar.lr_d, bicar.lr_g, bicar.alpha, bicar.beta, bicar.max_loss_diff) == (1e-4, 1e-4, 0.8, 0.6, 3)
+    assert (bicar.diversity_weight, bicar.diversity_check_interval) == (1, 10)
+    assert (bicar.topend_diversity_loss, bicar.bottomend_diversity_loss) == (5, 0.01)
+    assert (bicar.cooldown_period, bicar.target_slope_range, bicar.max_skip_iterations) == (150, (0.001, 0.2), 30)
+    for p in PRESETS.values():
+        assert (p.epochs, p.batch_size) == (100, 128)
+        assert p.paper_values - {"baseline_epochs", "epochs", "batch_size"} <= set(p.values)
+        for name in p.paper_values & set(p.values):
+            assert getattr(p.config(), name) == p.values[name]
+
+
+def test_default_config_is_the_celeba_preset() -> None:
+    assert preset("paper-celeba") == GCANNConfig()
+
+
+def test_preset_overrides_and_errors() -> None:
+    c = preset("paper-celeba", steps_per_epoch=10, cooldown_period=3)
+    assert (c.baseline_steps, c.cooldown_period) == (10, 3)
+    assert preset("paper-bicar3d", baseline_steps=7).baseline_steps == 7
+    with pytest.raises(ValueError, match="unknown GCANN preset 'nope'.*paper-bicar3d, paper-celeba"):
+        preset("nope")
+    with pytest.raises(ValueError, match="max_los_diff"):
+        preset("paper-celeba", max_los_diff=1.0)
+
+
+# ---------------------------------------------------------------------------- purity
+def test_controller_module_imports_only_the_standard_library() -> None:
+    tree = ast.parse(CONTROLLER_FILE.read_text())
+    roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    roots |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert roots <= set(sys.stdlib_module_names), roots - set(sys.stdlib_module_names)
+
+
+def test_controller_loads_without_torch() -> None:
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('gcann_controller', {str(CONTROLLER_FILE)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod; spec.loader.exec_module(mod)\n"
+        "c = mod.GCANNController(mod.GCANNConfig(baseline_steps=0)); c.observe(0.5, 5.5)\n"
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+

@@ -1,0 +1,166 @@
+"""The Dirac-GAN: real data is the point 0, the generator is the point θ ∈ ℝⁿ and
+the discriminator is linear, D_ψ(x) = ψ·x (Mescheder et al. 2018 for n = 1,
+Su 2019 for n ≥ 2).  The unique equilibrium is θ = ψ = 0.
+
+A state is a tensor ``z`` of shape ``(B, 2n)``: ``z[:, :n] = θ``, ``z[:, n:] = ψ``.
+Rows are independent games; hyper-parameters may be given per row.
+
+The vector field is derived from the objective's two losses by autograd::
+
+    v(θ, ψ) = (−∇_θ loss_g(θ, ψ), −∇_ψ loss_d(θ, ψ))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .objectives import HP, Context, GAN_LOSSES, PENALTIES, Objective, ObjectiveError, gauss_hermite
+
+Tensor = torch.Tensor
+
+
+def as_batch_hp(hp: HP, batch: int, dtype, device) -> dict[str, Tensor]:
+    """Every hyper-parameter as a tensor of shape (batch,)."""
+    out = {}
+    for k, v in hp.items():
+        t = torch.as_tensor(v, dtype=dtype, device=device)
+        if t.ndim == 0:
+            t = t.expand(batch)
+        elif t.shape != (batch,):
+            raise ObjectiveError(f"hyper-parameter {k} has shape {tuple(t.shape)}; expected a scalar or ({batch},)")
+        out[k] = t
+    return out
+
+
+@dataclass(frozen=True)
+class DiracGAN:
+    """A Dirac-GAN under ``objective`` with θ, ψ ∈ ℝ^dim."""
+
+    objective: Objective
+    dim: int = 1
+    quadrature_nodes: int = 20  # Gauss–Hermite nodes per noise axis (instance noise)
+
+    def __post_init__(self):
+        if int(self.dim) != self.dim or self.dim < 1:
+            raise ObjectiveError(f"dim must be a positive integer, got {self.dim!r}")
+
+    # ---- parts -------------------------------------------------------------
+    def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return z[..., : self.dim], z[..., self.dim :]
+
+    def equilibrium(self, dtype=torch.float64, device="cpu") -> Tensor:
+        return torch.zeros(2 * self.dim, dtype=dtype, device=device)
+
+    def critic(self, psi: Tensor):
+        """The discriminator D_ψ as a function of the input x (batch-aligned with ψ)."""
+        if self.objective.critic == "normalised":
+            return lambda x: (psi * x).sum(-1) / psi.norm(dim=-1)
+        return lambda x: (psi * x).sum(-1)
+
+    # ---- losses ------------------------------------------------------------
+    def losses(self, z: Tensor, hp: HP | None = None) -> tuple[Tensor, Tensor]:
+        """Per-row ``(loss_d, loss_g)``, without the ConOpt term (which is a field modifier)."""
+        obj = self.objective
+        hp = as_batch_hp(obj.resolve(hp), z.shape[0], z.dtype, z.device)
+        theta, psi = self.split(z)
+        if obj.custom is not None:
+            ld, lg = obj.custom[0](theta, psi, hp), obj.custom[1](theta, psi, hp)
+        else:
+            ld, lg = self._logit_losses(theta, psi, hp)
+        if obj.l2:
+            ld = ld + 0.5 * hp["l2"] * psi.pow(2).sum(-1)
+        return ld, lg
+
+    def _logit_losses(self, theta: Tensor, psi: Tensor, hp: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        obj = self.objective
+        loss = GAN_LOSSES[obj.loss]
+        D = self.critic(psi)
+        x_real = torch.zeros_like(theta)
+        x_fake = theta
+        d_real, d_fake = D(x_real), D(x_fake)
+        if obj.noise:
+            ld, lg = self._noisy_losses(loss, D, x_real, x_fake, d_real, d_fake, hp)
+        else:
+            ctx = Context(x_real, x_fake, hp)
+            ld, lg = loss.d(d_real, d_fake, ctx), loss.g(d_fake, ctx)
+        x_mid = 0.5 * (x_real + x_fake)  # D is linear in x: every interpolate gives the same ∇ₓD
+        for p in obj.penalties:
+            ld = ld + PENALTIES[p].fn(D, x_real, x_fake, x_mid, hp)
+        return ld, lg
+
+    def _noisy_losses(self, loss, D, x_real, x_fake, d_real, d_fake, hp):
+        """Exact expectation over instance noise x ← x + σε, ε ~ N(0, I).
+
+        D is linear in x, so D(x + σε) = D(x) + σ‖∇ₓD‖·Z with Z ~ N(0, 1): a
+        one-dimensional Gaussian expectation per sample, done by Gauss–Hermite
+        quadrature (real and fake noise independent: a product rule).
+        """
+        from .objectives import input_grad
+
+        _, g = input_grad(D, x_real)
+        s = hp["sigma"] * g.flatten(1).norm(dim=1)  # (B,)
+        z, w = gauss_hermite(self.quadrature_nodes, dtype=d_real.dtype)
+        z, w = z.to(d_real.device), w.to(d_real.device)
+        K = z.numel()
+        B = d_real.shape[0]
+        zr, zf = torch.meshgrid(z, z, indexing="ij")
+        w2 = (w[:, None] * w[None, :]).reshape(-1)
+        r = (d_real[:, None] + s[:, None] * zr.reshape(1, -1)).reshape(-1)
+        f = (d_fake[:, None] + s[:, None] * zf.reshape(1, -1)).reshape(-1)
+        rep = {k: v.repeat_interleave(K * K) for k, v in hp.items()}
+        ctx = Context(x_real.repeat_interleave(K * K, 0), x_fake.repeat_interleave(K * K, 0), rep)
+        ld = (loss.d(r, f, ctx).reshape(B, -1) * w2).sum(-1)
+        fg = (d_fake[:, None] + s[:, None] * z[None, :]).reshape(-1)
+        ctx_g = Context(x_real.repeat_interleave(K, 0), x_fake.repeat_interleave(K, 0),
+                        {k: v.repeat_interleave(K) for k, v in hp.items()})
+        lg = (loss.g(fg, ctx_g).reshape(B, -1) * w).sum(-1)
+        return ld, lg
+
+    # ---- the vector field --------------------------------------------------
+    def field(self, z: Tensor, hp: HP | None = None, *, create_graph: bool = False) -> Tensor:
+        """v(z) = (−∇_θ loss_g, −∇_ψ loss_d), per row, shape (B, 2n)."""
+        with torch.enable_grad():
+            if not z.requires_grad:
+                z = z.detach().requires_grad_(True)
+            conopt = self.objective.conopt
+            need_graph = create_graph or conopt
+            v = self._plain_field(z, hp, need_graph)
+            if conopt:
+                gam = as_batch_hp(self.objective.resolve(hp), z.shape[0], z.dtype, z.device)["conopt_gamma"]
+                (gc,) = torch.autograd.grad(0.5 * v.pow(2).sum(), z, create_graph=create_graph)
+                v = v - gam[:, None] * gc
+        return v if create_graph else v.detach()
+
+    def _plain_field(self, z: Tensor, hp, create_graph: bool) -> Tensor:
+        theta, psi = self.split(z)
+        ld, lg = self.losses(z, hp)
+        # ∂loss_g/∂z restricted to θ, ∂loss_d/∂z restricted to ψ (rows independent: sum is exact)
+        gg = _grad(lg.sum(), z, create_graph)
+        gd = _grad(ld.sum(), z, create_graph)
+        return -torch.cat([gg[:, : self.dim], gd[:, self.dim :]], dim=1)
+
+    def project(self, z: Tensor, hp: HP | None = None) -> Tensor:
+        """Apply the discriminator's parameter constraint (WGAN weight clipping)."""
+        if not self.objective.clip:
+            return z
+        c = as_batch_hp(self.objective.resolve(hp), z.shape[0], z.dtype, z.device)["clip"][:, None]
+        theta, psi = self.split(z)
+        return torch.cat([theta, torch.maximum(torch.minimum(psi, c), -c)], dim=1)
+
+    def projected_field(self, z: Tensor, hp: HP | None = None) -> Tensor:
+        """The field restricted to the constraint set (continuous-time clipping):
+        components pushing ψ out of [−clip, clip] at the boundary are zeroed."""
+        v = self.field(z, hp)
+        if not self.objective.clip:
+            return v
+        c = as_batch_hp(self.objective.resolve(hp), z.shape[0], z.dtype, z.device)["clip"][:, None]
+        _, psi = self.split(z)
+        vpsi = v[:, self.dim :]
+        out = ((psi >= c) & (vpsi > 0)) | ((psi <= -c) & (vpsi < 0))
+        return torch.cat([v[:, : self.dim], torch.where(out, torch.zeros_like(vpsi), vpsi)], dim=1)
+
+
+def _grad(y: Tensor, z: Tensor, create_graph: bool) -> Tensor:
+    (g,) = torch.autograd.grad(y, z, create_graph=create_graph, retain_graph=True, allow_unused=True)
+    return torch.zeros_like(z) if g is None else g

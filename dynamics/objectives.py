@@ -1,0 +1,377 @@
+"""GAN objectives, written once.
+
+An objective is a pair of losses that both players *minimise*:
+
+* the discriminator minimises ``loss_d`` over its parameters ψ,
+* the generator minimises ``loss_g`` over its parameters θ.
+
+Everything here works on discriminator *logits* (``D(x)``, the logit of "x is
+real") and on samples with a leading batch dimension, so the same definitions
+serve the Dirac-GAN simulator (one row per game) and an image trainer (one row
+per sample, reduced by the caller).  Gradient penalties take ``∇ₓD`` from
+autograd, never from a closed form.
+
+Conventions
+-----------
+* ``D`` returns one logit per row; ``σ(D(x))`` is the probability that x is real.
+* Penalty weights follow Mescheder et al. (2018): ``γ/2 · E‖∇ₓD‖²`` for R1/R2,
+  ``γ/2 · E(‖∇ₓD‖ − c)²`` for WGAN-GP and DRAGAN.  (Su's ``λ(‖φ‖ − c)²`` is
+  ``γ = 2λ``.)
+* Hyper-parameters arrive in a dict ``hp`` of floats or tensors; a tensor of
+  shape ``(B,)`` gives one value per row (a grid over hyper-parameters).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+HP = Mapping[str, "float | Tensor"]
+
+
+class ObjectiveError(ValueError):
+    """A user mistake in choosing or parameterising an objective."""
+
+
+# --------------------------------------------------------------------------- #
+# Elementwise GAN losses on logits
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class GANLoss:
+    """A GAN loss on logits: ``d(real, fake, ctx) -> loss_D``, ``g(fake, ctx) -> loss_G``.
+
+    Both are elementwise (one value per row); ``ctx`` carries the samples and the
+    hyper-parameters for losses that need them (GAN-QP uses ‖x_f − x_r‖).
+    """
+
+    name: str
+    d: Callable[[Tensor, Tensor, "Context"], Tensor]
+    g: Callable[[Tensor, "Context"], Tensor]
+    params: tuple[str, ...] = ()
+
+
+@dataclass
+class Context:
+    x_real: Tensor
+    x_fake: Tensor
+    hp: HP
+
+
+def _hp(ctx_or_hp, name: str):
+    hp = ctx_or_hp.hp if isinstance(ctx_or_hp, Context) else ctx_or_hp
+    return hp[name]
+
+
+def _alpha_loss_real(t: Tensor, alpha) -> Tensor:
+    """α-loss ℓ_α(1, σ(t)) = α/(α−1)·(1 − σ(t)^{(α−1)/α}); α→1 gives −log σ(t)."""
+    alpha = torch.as_tensor(alpha, dtype=t.dtype, device=t.device)
+    log_p = F.logsigmoid(t)
+    k = (alpha - 1.0) / alpha
+    # α/(α−1)·(1 − exp(k log p)) = −log p · (−expm1(k log p))/(k log p); the ratio → 1 as k → 0
+    near_one = (alpha - 1.0).abs() < 1e-6
+    safe_k = torch.where(near_one, torch.ones_like(k), k)
+    general = -torch.expm1(safe_k * log_p) / safe_k
+    return torch.where(near_one, -log_p, general)
+
+
+def _alpha_loss_fake(t: Tensor, alpha) -> Tensor:
+    """α-loss ℓ_α(0, σ(t)) = ℓ_α(1, σ(−t))."""
+    return _alpha_loss_real(-t, alpha)
+
+
+GAN_LOSSES: dict[str, GANLoss] = {
+    # Goodfellow et al. (2014), zero-sum ("saturating") form: G maximises D's loss on fakes.
+    "gan": GANLoss(
+        "gan",
+        d=lambda r, f, ctx: F.softplus(-r) + F.softplus(f),
+        g=lambda f, ctx: -F.softplus(f),
+    ),
+    # Non-saturating generator: G minimises −log σ(D(G(z))).
+    "nsgan": GANLoss(
+        "nsgan",
+        d=lambda r, f, ctx: F.softplus(-r) + F.softplus(f),
+        g=lambda f, ctx: F.softplus(-f),
+    ),
+    # Wasserstein critic loss (the Lipschitz constraint is added separately).
+    "wgan": GANLoss("wgan", d=lambda r, f, ctx: f - r, g=lambda f, ctx: -f),
+    # Least squares GAN with coding (a, b, c): D pushes fakes to a, reals to b; G pushes fakes to c.
+    "lsgan": GANLoss(
+        "lsgan",
+        d=lambda r, f, ctx: 0.5 * (r - _hp(ctx, "b")) ** 2 + 0.5 * (f - _hp(ctx, "a")) ** 2,
+        g=lambda f, ctx: 0.5 * (f - _hp(ctx, "c")) ** 2,
+        params=("a", "b", "c"),
+    ),
+    # (α_D, α_G)-GAN (Welfert et al.), saturating: G maximises ℓ_{α_G}(0, D(G(z))).
+    "alpha_sat": GANLoss(
+        "alpha_sat",
+        d=lambda r, f, ctx: _alpha_loss_real(r, _hp(ctx, "alpha_d")) + _alpha_loss_fake(f, _hp(ctx, "alpha_d")),
+        g=lambda f, ctx: -_alpha_loss_fake(f, _hp(ctx, "alpha_g")),
+        params=("alpha_d", "alpha_g"),
+    ),
+    # (α_D, α_G)-GAN, non-saturating: G minimises ℓ_{α_G}(1, D(G(z))).
+    "alpha_ns": GANLoss(
+        "alpha_ns",
+        d=lambda r, f, ctx: _alpha_loss_real(r, _hp(ctx, "alpha_d")) + _alpha_loss_fake(f, _hp(ctx, "alpha_d")),
+        g=lambda f, ctx: _alpha_loss_real(f, _hp(ctx, "alpha_g")),
+        params=("alpha_d", "alpha_g"),
+    ),
+    # GAN-QP (Su 2018): quadratic difference penalty in place of a Lipschitz constraint.
+    "gan_qp": GANLoss(
+        "gan_qp",
+        d=lambda r, f, ctx: _gan_qp_d(r, f, ctx),
+        g=lambda f, ctx: -f,
+        params=("lam",),
+    ),
+}
+
+
+def _gan_qp_d(r: Tensor, f: Tensor, ctx: Context) -> Tensor:
+    diff = f - r
+    sq = (ctx.x_fake - ctx.x_real).flatten(1).pow(2).sum(dim=1)
+    # (D_f − D_r)² / (2λ‖x_f − x_r‖) → 0 as x_f → x_r for a Lipschitz D.  Where x_f = x_r
+    # the term is 0; the inner `where` keeps autograd away from 0/0 there.
+    zero = sq == 0
+    dist = torch.where(zero, torch.ones_like(sq), sq).sqrt()
+    quad = diff**2 / (2.0 * _hp(ctx, "lam") * dist)
+    return diff + torch.where(zero, torch.zeros_like(quad), quad)
+
+
+# --------------------------------------------------------------------------- #
+# Discriminator regularisers (added to loss_d only)
+# --------------------------------------------------------------------------- #
+def input_grad(D: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """Return ``(D(x), ∇ₓD(x))`` with a graph, so penalties can be differentiated again."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    out = D(x)
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return out, g
+
+
+def _sqnorm(g: Tensor) -> Tensor:
+    return g.flatten(1).pow(2).sum(dim=1)
+
+
+def _norm(g: Tensor) -> Tensor:
+    return _sqnorm(g).sqrt()
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A discriminator regulariser ``fn(D, x_real, x_fake, x_interp, hp) -> per-row penalty``."""
+
+    name: str
+    fn: Callable[..., Tensor]
+    params: tuple[str, ...]
+
+
+def _r1(D, xr, xf, xi, hp):
+    return 0.5 * hp["gamma"] * _sqnorm(input_grad(D, xr)[1])
+
+
+def _r2(D, xr, xf, xi, hp):
+    return 0.5 * hp["gamma"] * _sqnorm(input_grad(D, xf)[1])
+
+
+def _one_centred(x_key: str):
+    def fn(D, xr, xf, xi, hp):
+        x = {"real": xr, "interp": xi}[x_key]
+        return 0.5 * hp["gamma"] * (_norm(input_grad(D, x)[1]) - hp["c"]) ** 2
+
+    return fn
+
+
+def _roth(D, xr, xf, xi, hp):
+    dr, gr = input_grad(D, xr)
+    df, gf = input_grad(D, xf)
+    return 0.5 * hp["gamma"] * ((1 - torch.sigmoid(dr)) ** 2 * _sqnorm(gr) + torch.sigmoid(df) ** 2 * _sqnorm(gf))
+
+
+PENALTIES: dict[str, Penalty] = {
+    "r1": Penalty("r1", _r1, ("gamma",)),  # Mescheder et al. (2018), on real data
+    "r2": Penalty("r2", _r2, ("gamma",)),  # Mescheder et al. (2018), on fake data
+    "gp": Penalty("gp", _one_centred("interp"), ("gamma", "c")),  # Gulrajani et al. (2017), target c
+    "dragan": Penalty("dragan", _one_centred("real"), ("gamma", "c")),  # Kodali et al. (2017), near real data
+    "roth": Penalty("roth", _roth, ("gamma",)),  # Roth et al. (2017), weighted real + fake
+}
+
+
+# --------------------------------------------------------------------------- #
+# The objective: a loss, regularisers and modifiers, composed
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Objective:
+    """A GAN objective: a base loss plus composable modifiers.
+
+    loss        name of a :data:`GAN_LOSSES` entry
+    penalties   names of :data:`PENALTIES` entries, added to the discriminator loss
+    critic      ``"linear"`` (D(x)=ψ·x) or ``"normalised"`` (D(x)=ψ·x/‖ψ‖, a 1-Lipschitz critic)
+    clip        clip the discriminator parameters to [-clip, clip] after each update (WGAN)
+    l2          weight decay on the discriminator parameters: ``l2/2·‖ψ‖²`` added to loss_d
+    noise       instance noise: N(0, σ²I) added to real and fake samples, exact expectation
+    conopt      consensus optimisation: both players add ``γ_c/2·‖v‖²``
+    defaults    hyper-parameter defaults (overridden by the ``hp`` passed at evaluation)
+    custom      optional user pair ``(loss_d_fn, loss_g_fn)`` of functions ``(theta, psi, hp) -> (B,)``
+                replacing the logit-level construction
+    """
+
+    loss: str = "gan"
+    penalties: tuple[str, ...] = ()
+    critic: str = "linear"
+    clip: bool = False
+    l2: bool = False
+    noise: bool = False
+    conopt: bool = False
+    defaults: Mapping[str, float] = field(default_factory=dict)
+    custom: tuple[Callable, Callable] | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        if self.custom is None and self.loss not in GAN_LOSSES:
+            raise ObjectiveError(f"unknown loss {self.loss!r}; choose from {sorted(GAN_LOSSES)}")
+        for p in self.penalties:
+            if p not in PENALTIES:
+                raise ObjectiveError(f"unknown penalty {p!r}; choose from {sorted(PENALTIES)}")
+        if self.critic not in ("linear", "normalised"):
+            raise ObjectiveError(f"unknown critic {self.critic!r}; choose 'linear' or 'normalised'")
+        missing = [k for k in self.param_names if k not in self.defaults]
+        if missing:
+            raise ObjectiveError(f"objective {self.name or self.loss!r} needs defaults for {missing}")
+        check_hp(self.defaults)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        if self.custom is None:
+            names += GAN_LOSSES[self.loss].params
+        else:
+            names += list(self.defaults)
+        for p in self.penalties:
+            names += PENALTIES[p].params
+        if self.clip:
+            names.append("clip")
+        if self.l2:
+            names.append("l2")
+        if self.noise:
+            names.append("sigma")
+        if self.conopt:
+            names.append("conopt_gamma")
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def smooth(self) -> bool:
+        """False where the construction is known not to be differentiable at the equilibrium."""
+        return self.critic == "linear"
+
+    def with_(self, **changes) -> "Objective":
+        """A copy with fields changed; ``defaults`` are merged, not replaced."""
+        if "defaults" in changes:
+            changes["defaults"] = {**self.defaults, **changes["defaults"]}
+        return replace(self, **changes)
+
+    def resolve(self, hp: HP | None = None) -> dict:
+        """Defaults overlaid with ``hp``; unknown names are an error."""
+        hp = dict(hp or {})
+        unknown = sorted(set(hp) - set(self.param_names))
+        if unknown:
+            raise ObjectiveError(
+                f"objective {self.name or self.loss!r} has no hyper-parameter(s) {unknown}; "
+                f"it takes {list(self.param_names)}"
+            )
+        check_hp(hp)
+        return {**self.defaults, **hp}
+
+
+# Valid ranges: a one-line error naming the parameter, never a silent wrong answer.
+_NONNEG = ("gamma", "sigma", "l2", "conopt_gamma", "c")
+_POSITIVE = ("lam", "alpha_d", "alpha_g", "clip")
+
+
+def check_hp(hp: Mapping[str, object]) -> None:
+    for k, v in hp.items():
+        t = torch.as_tensor(v, dtype=torch.float64)
+        if not bool(torch.isfinite(t).all()):
+            raise ObjectiveError(f"{k} must be finite, got {v!r}")
+        if k in _NONNEG and bool((t < 0).any()):
+            raise ObjectiveError(f"{k} must be >= 0, got {_show(t)}")
+        if k in _POSITIVE and bool((t <= 0).any()):
+            raise ObjectiveError(f"{k} must be > 0, got {_show(t)}")
+
+
+def _show(t: Tensor) -> str:
+    return f"{t.item():g}" if t.numel() == 1 else f"min {t.min().item():g}"
+
+
+# --------------------------------------------------------------------------- #
+# The built-in methods (names used by the CLI and the tables)
+# --------------------------------------------------------------------------- #
+def _m(**kw) -> Objective:
+    return Objective(**kw)
+
+
+METHODS: dict[str, Callable[[], Objective]] = {
+    "gan": lambda: _m(name="gan", loss="gan"),
+    "nsgan": lambda: _m(name="nsgan", loss="nsgan"),
+    "wgan": lambda: _m(name="wgan", loss="wgan", clip=True, defaults={"clip": 1.0}),
+    "wgan_norm": lambda: _m(name="wgan_norm", loss="wgan", critic="normalised"),
+    "wgan_gp": lambda: _m(name="wgan_gp", loss="wgan", penalties=("gp",), defaults={"gamma": 1.0, "c": 1.0}),
+    "dragan": lambda: _m(name="dragan", loss="gan", penalties=("dragan",), defaults={"gamma": 1.0, "c": 1.0}),
+    "r1": lambda: _m(name="r1", loss="gan", penalties=("r1",), defaults={"gamma": 1.0}),
+    "r2": lambda: _m(name="r2", loss="gan", penalties=("r2",), defaults={"gamma": 1.0}),
+    "roth": lambda: _m(name="roth", loss="gan", penalties=("roth",), defaults={"gamma": 1.0}),
+    "gan_qp": lambda: _m(name="gan_qp", loss="gan_qp", defaults={"lam": 1.0}),
+    "lsgan": lambda: _m(name="lsgan", loss="lsgan", defaults={"a": 0.0, "b": 1.0, "c": 1.0}),
+    "alpha": lambda: _m(name="alpha", loss="alpha_ns", defaults={"alpha_d": 1.0, "alpha_g": 1.0}),
+    "alpha_sat": lambda: _m(name="alpha_sat", loss="alpha_sat", defaults={"alpha_d": 1.0, "alpha_g": 1.0}),
+    "instance_noise": lambda: _m(name="instance_noise", loss="gan", noise=True, defaults={"sigma": 1.0}),
+    "conopt": lambda: _m(name="conopt", loss="gan", conopt=True, defaults={"conopt_gamma": 1.0}),
+}
+
+# Methods whose analysis needs θ ∈ ℝ² at least (seed 003): their default dimension.
+DEFAULT_DIM = {"wgan_norm": 2, "gan_qp": 2}
+
+
+def get_objective(method: str, *, l2: float | None = None, base: str | None = None, **defaults) -> Objective:
+    """The built-in objective ``method`` with hyper-parameter defaults overridden.
+
+    ``l2`` adds weight decay on the discriminator to any method; ``base`` swaps the
+    GAN loss under a regulariser (e.g. ``base="nsgan"`` for R1 on the non-saturating loss).
+    """
+    if method not in METHODS:
+        raise ObjectiveError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    obj = METHODS[method]()
+    if base is not None:
+        if base not in GAN_LOSSES:
+            raise ObjectiveError(f"unknown base loss {base!r}; choose from {sorted(GAN_LOSSES)}")
+        obj = obj.with_(loss=base, defaults={k: v for k, v in _BASE_DEFAULTS.items() if k in GAN_LOSSES[base].params})
+    if l2 is not None:
+        obj = obj.with_(l2=True, defaults={"l2": l2})
+    unknown = sorted(set(defaults) - set(obj.param_names))
+    if unknown:
+        raise ObjectiveError(f"method {method!r} has no parameter(s) {unknown}; it takes {list(obj.param_names)}")
+    check_hp(defaults)
+    return obj.with_(defaults=defaults) if defaults else obj
+
+
+_BASE_DEFAULTS = {"a": 0.0, "b": 1.0, "c": 1.0, "alpha_d": 1.0, "alpha_g": 1.0, "lam": 1.0}
+
+
+def custom_objective(loss_d: Callable, loss_g: Callable, name: str = "custom", **defaults) -> Objective:
+    """Wrap a user pair of losses ``f(theta, psi, hp) -> (B,)``, both minimised.
+
+    The vector field, Jacobian, spectra and simulators all work on it unchanged.
+    """
+    obj = Objective(custom=(loss_d, loss_g), name=name)
+    return replace(obj, defaults=dict(defaults))
+
+
+def gauss_hermite(n: int = 48, dtype=torch.float64) -> tuple[Tensor, Tensor]:
+    """Nodes z and weights w with Σ w f(z) ≈ E[f(Z)], Z ~ N(0, 1)."""
+    import numpy as np
+
+    x, w = np.polynomial.hermite.hermgauss(n)
+    return torch.tensor(x * math.sqrt(2.0), dtype=dtype), torch.tensor(w / math.sqrt(math.pi), dtype=dtype)

@@ -210,7 +210,12 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dictionary."""
-        return asdict(self)
+        detail = {k: list(v) if isinstance(v, list) else v for k, v in self.detail.items()}
+        return {
+            "step": self.step, "event": self.event, "reason": self.reason,
+            "lr_d_old": self.lr_d_old, "lr_d_new": self.lr_d_new,
+            "lr_g_old": self.lr_g_old, "lr_g_new": self.lr_g_new, "detail": detail,
+        }
 
 
 @dataclass(frozen=True)

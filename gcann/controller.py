@@ -147,20 +147,19 @@ class GCANNConfig:
                           ("max_skip_iterations", 1), ("diversity_check_interval", 1)):
             v = getattr(self, name)
             _require(_is_int(v) and v >= low, name, v, f"an int >= {low}")
-        s = self.skip_iter_scale
-        m = self.max_skip_iterations
-        _require(1 / m <= s <= m, "skip_iter_scale", s, f"in [1/max_skip_iterations, max_skip_iterations] = [{1 / m}, {m}]")
+        scale, m = self.skip_iter_scale, self.max_skip_iterations
+        _require(1 / m <= scale <= m, "skip_iter_scale", scale,
+                 f"in [1/max_skip_iterations, max_skip_iterations] = [{1 / m}, {m}]")
         r = self.target_slope_range
         _require(
             isinstance(r, tuple) and len(r) == 2 and all(_is_real(x) for x in r) and r[0] <= r[1],
             "target_slope_range", r, "a pair (low, high) of finite numbers with low <= high",
         )
-        _require(
-            self.topend_diversity_loss > self.bottomend_diversity_loss if _is_real(self.topend_diversity_loss) else False,
-            "topend_diversity_loss", self.topend_diversity_loss, "a finite number > bottomend_diversity_loss",
-        )
+        top = self.topend_diversity_loss
+        _require(_is_real(top) and top > self.bottomend_diversity_loss,
+                 "topend_diversity_loss", top, "a finite number > bottomend_diversity_loss")
         for net in ("d", "g"):
-            lr, lo, hi = (getattr(self, f"lr_{net}{s}") for s in ("", "_min", "_max"))
+            lr, lo, hi = (getattr(self, f"lr_{net}{suffix}") for suffix in ("", "_min", "_max"))
             _require(_is_real(lo) and 0 < lo <= lr, f"lr_{net}_min", lo, f"a finite number in (0, lr_{net}={lr}]")
             _require(_is_real(hi) and hi >= lr, f"lr_{net}_max", hi, f"a finite number >= lr_{net}={lr}")
         for name, allowed in (

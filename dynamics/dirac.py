@@ -15,14 +15,20 @@ from dataclasses import dataclass
 
 import torch
 
-from .objectives import HP, Context, GAN_LOSSES, PENALTIES, Objective, ObjectiveError, gauss_hermite
+from .objectives import HP, Context, GAN_LOSSES, PENALTIES, Objective, ObjectiveError, gauss_hermite, normal_trapezoid
 
 Tensor = torch.Tensor
 
 
+class BatchHP(dict):
+    """Hyper-parameters already resolved, validated and broadcast to (B,) tensors."""
+
+
 def as_batch_hp(hp: HP, batch: int, dtype, device) -> dict[str, Tensor]:
     """Every hyper-parameter as a tensor of shape (batch,)."""
-    out = {}
+    if isinstance(hp, BatchHP):
+        return hp
+    out = BatchHP()
     for k, v in hp.items():
         t = torch.as_tensor(v, dtype=dtype, device=device)
         if t.ndim == 0:
@@ -39,7 +45,8 @@ class DiracGAN:
 
     objective: Objective
     dim: int = 1
-    quadrature_nodes: int = 20  # Gauss–Hermite nodes per noise axis (instance noise)
+    quadrature_nodes: int = 401  # instance noise: trapezoid nodes (separable losses)
+    product_nodes: int = 24  # instance noise: Gauss–Hermite nodes per axis (non-separable losses)
 
     def __post_init__(self):
         if int(self.dim) != self.dim or self.dim < 1:
@@ -58,11 +65,19 @@ class DiracGAN:
             return lambda x: (psi * x).sum(-1) / psi.norm(dim=-1)
         return lambda x: (psi * x).sum(-1)
 
+    def prepare(self, hp: HP | None, batch: int, dtype=torch.float64, device="cpu") -> BatchHP:
+        """Resolve defaults, validate and broadcast once; pass the result to :meth:`field`
+        in loops to skip the checks (and to make the field traceable)."""
+        return as_batch_hp(self.objective.resolve(hp), batch, dtype, device)
+
+    def _hp(self, hp, z: Tensor) -> BatchHP:
+        return hp if isinstance(hp, BatchHP) else self.prepare(hp, z.shape[0], z.dtype, z.device)
+
     # ---- losses ------------------------------------------------------------
     def losses(self, z: Tensor, hp: HP | None = None) -> tuple[Tensor, Tensor]:
         """Per-row ``(loss_d, loss_g)``, without the ConOpt term (which is a field modifier)."""
         obj = self.objective
-        hp = as_batch_hp(obj.resolve(hp), z.shape[0], z.dtype, z.device)
+        hp = self._hp(hp, z)
         theta, psi = self.split(z)
         if obj.custom is not None:
             ld, lg = obj.custom[0](theta, psi, hp), obj.custom[1](theta, psi, hp)
@@ -100,21 +115,27 @@ class DiracGAN:
 
         _, g = input_grad(D, x_real)
         s = hp["sigma"] * g.flatten(1).norm(dim=1)  # (B,)
-        z, w = gauss_hermite(self.quadrature_nodes, dtype=d_real.dtype)
-        z, w = z.to(d_real.device), w.to(d_real.device)
-        K = z.numel()
         B = d_real.shape[0]
-        zr, zf = torch.meshgrid(z, z, indexing="ij")
-        w2 = (w[:, None] * w[None, :]).reshape(-1)
-        r = (d_real[:, None] + s[:, None] * zr.reshape(1, -1)).reshape(-1)
-        f = (d_fake[:, None] + s[:, None] * zf.reshape(1, -1)).reshape(-1)
-        rep = {k: v.repeat_interleave(K * K) for k, v in hp.items()}
-        ctx = Context(x_real.repeat_interleave(K * K, 0), x_fake.repeat_interleave(K * K, 0), rep)
-        ld = (loss.d(r, f, ctx).reshape(B, -1) * w2).sum(-1)
-        fg = (d_fake[:, None] + s[:, None] * z[None, :]).reshape(-1)
-        ctx_g = Context(x_real.repeat_interleave(K, 0), x_fake.repeat_interleave(K, 0),
-                        {k: v.repeat_interleave(K) for k, v in hp.items()})
-        lg = (loss.g(fg, ctx_g).reshape(B, -1) * w).sum(-1)
+        if loss.separable:
+            # E[a(R) + b(F)] = E[a(R)] + E[b(F)]: the same nodes serve both axes
+            z, w = normal_trapezoid(self.quadrature_nodes, dtype=d_real.dtype)
+            zr, zf, wq = z, z, w
+        else:  # a product rule over the independent real and fake noise
+            z, w = gauss_hermite(self.product_nodes, dtype=d_real.dtype)
+            zr, zf = (u.reshape(-1) for u in torch.meshgrid(z, z, indexing="ij"))
+            wq = (w[:, None] * w[None, :]).reshape(-1)
+        zr, zf, wq, z = zr.to(d_real.device), zf.to(d_real.device), wq.to(d_real.device), z.to(d_real.device)
+        Q = zr.numel()
+
+        def expect(fn, *cols):
+            rep = {k: v.repeat_interleave(Q) for k, v in hp.items()}
+            ctx = Context(x_real.repeat_interleave(Q, 0), x_fake.repeat_interleave(Q, 0), rep)
+            return (fn(*[c.reshape(-1) for c in cols], ctx).reshape(B, Q) * wq).sum(-1)
+
+        r = d_real[:, None] + s[:, None] * zr[None, :]
+        f = d_fake[:, None] + s[:, None] * zf[None, :]
+        ld = expect(loss.d, r, f)
+        lg = expect(loss.g, f)
         return ld, lg
 
     # ---- the vector field --------------------------------------------------
@@ -123,11 +144,12 @@ class DiracGAN:
         with torch.enable_grad():
             if not z.requires_grad:
                 z = z.detach().requires_grad_(True)
+            hp = self._hp(hp, z)
             conopt = self.objective.conopt
             need_graph = create_graph or conopt
             v = self._plain_field(z, hp, need_graph)
             if conopt:
-                gam = as_batch_hp(self.objective.resolve(hp), z.shape[0], z.dtype, z.device)["conopt_gamma"]
+                gam = hp["conopt_gamma"]
                 (gc,) = torch.autograd.grad(0.5 * v.pow(2).sum(), z, create_graph=create_graph)
                 v = v - gam[:, None] * gc
         return v if create_graph else v.detach()
@@ -144,17 +166,18 @@ class DiracGAN:
         """Apply the discriminator's parameter constraint (WGAN weight clipping)."""
         if not self.objective.clip:
             return z
-        c = as_batch_hp(self.objective.resolve(hp), z.shape[0], z.dtype, z.device)["clip"][:, None]
+        c = self._hp(hp, z)["clip"][:, None]
         theta, psi = self.split(z)
         return torch.cat([theta, torch.maximum(torch.minimum(psi, c), -c)], dim=1)
 
     def projected_field(self, z: Tensor, hp: HP | None = None) -> Tensor:
         """The field restricted to the constraint set (continuous-time clipping):
         components pushing ψ out of [−clip, clip] at the boundary are zeroed."""
+        hp = self._hp(hp, z)
         v = self.field(z, hp)
         if not self.objective.clip:
             return v
-        c = as_batch_hp(self.objective.resolve(hp), z.shape[0], z.dtype, z.device)["clip"][:, None]
+        c = self._hp(hp, z)["clip"][:, None]
         _, psi = self.split(z)
         vpsi = v[:, self.dim :]
         out = ((psi >= c) & (vpsi > 0)) | ((psi <= -c) & (vpsi < 0))

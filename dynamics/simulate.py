@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from .dirac import DiracGAN, as_batch_hp
+from .dirac import DiracGAN
 from .objectives import HP, ObjectiveError
 
 Tensor = torch.Tensor
@@ -200,8 +200,7 @@ def simulate(
     for name, val in (("steps", steps), ("n_d", n_d), ("n_g", n_g), ("record_every", record_every), ("substeps", substeps)):
         if int(val) != val or val < 1:
             raise SimulationError(f"{name} must be a positive integer, got {val!r}")
-    hp = game.objective.resolve(hp)
-    as_batch_hp(hp, B, z0.dtype, z0.device)  # shape check, early
+    hp = game.prepare(hp, B, z0.dtype, z0.device)  # validated once, reused every step
     beta = None
     if ema_beta is not None:
         beta = _per_row(ema_beta, B, "ema_beta", z0, positive=False)

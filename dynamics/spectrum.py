@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .dirac import DiracGAN, as_batch_hp
+from .dirac import DiracGAN
 from .objectives import HP
 from .simulate import SimulationError, _per_row
 
@@ -138,62 +138,84 @@ def _sorted_eigs(ev: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- #
 # Discrete time
 # --------------------------------------------------------------------------- #
-def gd_map(game: DiracGAN, z: Tensor, hp, scheme: str, lr_d: Tensor, lr_g: Tensor, n_d: int = 1, n_g: int = 1) -> Tensor:
-    """One plain gradient-descent update of the Dirac-GAN (differentiable in z)."""
-    n = game.dim
-    ld, lg = lr_d[:, None], lr_g[:, None]
+def update_map_jacobian(J: Tensor, lr_d: Tensor, lr_g: Tensor, dim: int, scheme: str = "simgd",
+                        n_d: int = 1, n_g: int = 1) -> Tensor:
+    """Jacobian at the equilibrium of one plain gradient-descent round, from the field's
+    Jacobian J (B, 2n, 2n) and per-row learning rates (B,).
+
+    simGD  z ← z + H v(z):                         I + H J,  H = diag(lr_g·I, lr_d·I)
+    altGD  n_d steps on ψ, then n_g steps on θ:    (I + lr_g P_θ J)^{n_g} (I + lr_d P_ψ J)^{n_d}
+    (every sub-step fixes the equilibrium, so the chain rule multiplies sub-step Jacobians).
+    """
+    m = J.shape[-1]
+    eye = torch.eye(m, dtype=J.dtype, device=J.device).expand_as(J)
+    pg = torch.zeros(m, dtype=J.dtype, device=J.device)
+    pg[:dim] = 1.0
+    pd = 1.0 - pg
+    Dg = lr_g[:, None, None] * pg[None, :, None] * J  # rows of θ scaled by lr_g
+    Dd = lr_d[:, None, None] * pd[None, :, None] * J
     if scheme == "simgd":
-        v = game.field(z, hp, create_graph=True)
-        return z + torch.cat([lg * v[:, :n], ld * v[:, n:]], dim=1)
+        return eye + Dg + Dd
     if scheme != "altgd":
         raise SimulationError(f"discrete spectra need scheme 'simgd' or 'altgd', got {scheme!r}")
-    for _ in range(n_d):
-        v = game.field(z, hp, create_graph=True)
-        z = torch.cat([z[:, :n], z[:, n:] + ld * v[:, n:]], dim=1)
-    for _ in range(n_g):
-        v = game.field(z, hp, create_graph=True)
-        z = torch.cat([z[:, :n] + lg * v[:, :n], z[:, n:]], dim=1)
-    return z
+    return torch.linalg.matrix_power(eye + Dg, n_g) @ torch.linalg.matrix_power(eye + Dd, n_d)
+
+
+def _radius(M: Tensor) -> Tensor:
+    ok = torch.isfinite(M).flatten(1).all(-1)
+    out = torch.full(M.shape[:1], float("nan"), dtype=M.dtype, device=M.device)
+    if bool(ok.any()):  # never hand a non-finite matrix to LAPACK
+        out[ok] = torch.linalg.eigvals(M[ok]).abs().amax(-1)
+    return out
 
 
 def spectral_radius(game: DiracGAN, lr_d, lr_g=None, hp: HP | None = None, scheme: str = "simgd",
                     n_d: int = 1, n_g: int = 1, batch: int | None = None) -> Tensor:
-    """Spectral radius of the update map's Jacobian at the equilibrium, per row."""
-    B = max(_batch_size(hp, batch), torch.as_tensor(lr_d).numel(), torch.as_tensor(lr_g if lr_g is not None else lr_d).numel())
+    """Spectral radius of the update map at the equilibrium, per row (NaN where the
+    field is not differentiable there).  Rows: the hyper-parameter grid and/or the
+    learning rates, each a scalar or (B,)."""
+    lr_g = lr_d if lr_g is None else lr_g
+    B = max(_batch_size(hp, batch), torch.as_tensor(lr_d).numel(), torch.as_tensor(lr_g).numel())
     like = torch.zeros((), dtype=torch.float64)
-    lr_d = _per_row(lr_d, B, "lr_d", like)
-    lr_g = _per_row(lr_d if lr_g is None else lr_g, B, "lr_g", like)
-    z = game.equilibrium().expand(B, -1).clone()
-    J = jacobian_of(lambda x: gd_map(game, x, hp, scheme, lr_d, lr_g, n_d, n_g), z)
-    return torch.linalg.eigvals(J).abs().amax(-1)
+    lr_d, lr_g = _per_row(lr_d, B, "lr_d", like), _per_row(lr_g, B, "lr_g", like)
+    for n, name in ((n_d, "n_d"), (n_g, "n_g")):
+        if int(n) != n or n < 1:
+            raise SimulationError(f"{name} must be a positive integer, got {n!r}")
+    J, _ = equilibrium_jacobian(game, hp, batch=_batch_size(hp, None))
+    J = J.expand(B, -1, -1) if J.shape[0] == 1 else J
+    return _radius(update_map_jacobian(J, lr_d, lr_g, game.dim, scheme, n_d, n_g))
 
 
 def max_stable_lr(game: DiracGAN, hp: HP | None = None, scheme: str = "simgd", ratio: float = 1.0,
-                  n_d: int = 1, n_g: int = 1, lo: float = 1e-5, hi: float = 1e2, grid: int = 200,
-                  bisections: int = 40) -> Tensor:
+                  n_d: int = 1, n_g: int = 1, lo: float = 1e-5, hi: float = 1e2, grid: int = 400,
+                  bisections: int = 50) -> Tensor:
     """Largest h such that the update map with lr_g = h, lr_d = ratio·h has spectral
-    radius < 1 for every learning rate in (0, h]; 0 where even ``lo`` is unstable.
-    Per hyper-parameter row."""
+    radius < 1 for every learning rate in (0, h] (scanned on a log grid, then refined
+    by bisection); 0 where even ``lo`` is unstable, NaN where not differentiable."""
     B = _batch_size(hp, None)
+    J, diff = equilibrium_jacobian(game, hp, batch=B)
     hs = torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), grid, dtype=torch.float64)
-    hp_g = {k: (torch.as_tensor(v, dtype=torch.float64).repeat(grid) if torch.as_tensor(v).ndim == 1 else v)
-            for k, v in (hp or {}).items()}
-    H = hs.repeat_interleave(B)
-    rho = spectral_radius(game, ratio * H, H, hp_g, scheme, n_d, n_g, batch=B * grid).reshape(grid, B)
-    stable = rho < 1 - 1e-12
-    out = torch.zeros(B, dtype=torch.float64)
+
+    def rho(h: Tensor, Jr: Tensor) -> Tensor:
+        return _radius(update_map_jacobian(Jr, ratio * h, h, game.dim, scheme, n_d, n_g))
+
+    R = rho(hs.repeat_interleave(B), J.repeat(grid, 1, 1)).reshape(grid, B)
+    stable = R < 1 - 1e-12
+    out = torch.full((B,), float("nan"), dtype=torch.float64)
     for b in range(B):
+        if not bool(diff[b]):
+            continue
         if not bool(stable[0, b]):
+            out[b] = 0.0
             continue
         bad = (~stable[:, b]).nonzero()
         if len(bad) == 0:
             out[b] = hi
             continue
         a, c = hs[bad[0, 0] - 1].item(), hs[bad[0, 0]].item()
-        hp_b = {k: (torch.as_tensor(v)[b : b + 1] if torch.as_tensor(v).ndim == 1 else v) for k, v in (hp or {}).items()}
         for _ in range(bisections):
-            mid = (a * c) ** 0.5
-            if spectral_radius(game, ratio * mid, mid, hp_b, scheme, n_d, n_g).item() < 1 - 1e-12:
+            mid = 0.5 * (a + c)
+            if float(rho(torch.tensor([mid], dtype=torch.float64), J[b : b + 1])[0]) < 1 - 1e-12:
                 a = mid
             else:
                 c = mid

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -189,7 +188,8 @@ def simulate(
     atol: float = 1e-9,  # ode dopri5: absolute tolerance
     ema_beta: float | Tensor | None = None,  # keep an EMA of the iterates with this β
     record_every: int = 1,  # record every k-th state (discrete schemes)
-    controller_hook: Callable | None = None,  # discrete: called as hook(step, z, lr_d, lr_g) -> (lr_d, lr_g, masks)
+    compile: bool = False,  # discrete plain SGD: run chunks of steps as one compiled graph (see compile_rounds)
+    chunk: int = 20,  # compile: rounds per compiled call (rounded up to a multiple of record_every)
     memory_limit: int | None = None,  # bytes allowed for the record (default: half the free memory)
 ) -> Trajectory:
     """Simulate the Dirac-GAN ``game`` from ``z0`` (see the module docstring)."""
@@ -228,45 +228,112 @@ def simulate(
     lr_d = _per_row(lr if lr_d is None else lr_d, B, "lr_d", z0)
     lr_g = _per_row(lr if lr_g is None else lr_g, B, "lr_g", z0)
     spec = optimizer if isinstance(optimizer, OptimiserSpec) else OptimiserSpec(optimizer)
-    return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, controller_hook)
+    compiled = None
+    if compile:
+        if spec.name != "sgd" or spec.momentum:
+            raise SimulationError("compile=True supports plain SGD (no momentum)")
+        K = -(-max(chunk, 1) // record_every) * record_every
+        compiled = compile_rounds(game, hp, scheme, n_d, n_g, K, record_every, z0)
+    return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled)
 
 
-def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, hook):
+def gd_round(game: DiracGAN, z: Tensor, hp, scheme: str, spec: OptimiserSpec, opt_g: dict, opt_d: dict,
+             lr_d: Tensor, lr_g: Tensor, n_d: int = 1, n_g: int = 1,
+             train_d: Tensor | None = None, train_g: Tensor | None = None) -> Tensor:
+    """One round of discrete training from state ``z``: a simultaneous update, or ``n_d``
+    discriminator updates followed by ``n_g`` generator updates.  ``lr_*`` are (B, 1);
+    rows whose ``train_*`` mask is False keep that player's parameters."""
+    n = game.dim
+    if scheme == "simgd":
+        v = game.field(z, hp)
+        theta = spec.step(z[:, :n], -v[:, :n], lr_g, opt_g)
+        psi = spec.step(z[:, n:], -v[:, n:], lr_d, opt_d)
+        return game.project(_masked_update(z, theta, psi, train_d, train_g, n), hp)
+    for _ in range(n_d):
+        v = game.field(z, hp)
+        psi = spec.step(z[:, n:], -v[:, n:], lr_d, opt_d)
+        z = game.project(_masked_update(z, z[:, :n], psi, train_d, None, n), hp)
+    for _ in range(n_g):
+        v = game.field(z, hp)
+        theta = spec.step(z[:, :n], -v[:, :n], lr_g, opt_g)
+        z = _masked_update(z, theta, z[:, n:], None, train_g, n)
+    return z
+
+
+def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled):
     n = game.dim
     z = game.project(z0.clone(), hp)
     opt_g, opt_d = spec.init(z[:, :n]), spec.init(z[:, n:])
-    recs, ema_recs, ts = [z.clone()], [z.clone()] if beta is not None else None, [0]
+    recs, ema_recs, ts = [z.clone()], [z.clone()], [0]
     e = z.clone()
     lr_d_t, lr_g_t = lr_d[:, None], lr_g[:, None]
-    train_d = train_g = None
-    for k in range(1, steps + 1):
-        if hook is not None:
-            lr_d_t, lr_g_t, train_d, train_g = hook(k - 1, z, lr_d_t, lr_g_t)
-        if scheme == "simgd":
-            v = game.field(z, hp)
-            theta = spec.step(z[:, :n], -v[:, :n], lr_g_t, opt_g)
-            psi = spec.step(z[:, n:], -v[:, n:], lr_d_t, opt_d)
-            z = _masked_update(z, theta, psi, train_d, train_g, n)
-            z = game.project(z, hp)
-        else:
-            for _ in range(n_d):
-                v = game.field(z, hp)
-                psi = spec.step(z[:, n:], -v[:, n:], lr_d_t, opt_d)
-                z = _masked_update(z, z[:, :n], psi, train_d, None, n)
-                z = game.project(z, hp)
-            for _ in range(n_g):
-                v = game.field(z, hp)
-                theta = spec.step(z[:, :n], -v[:, :n], lr_g_t, opt_g)
-                z = _masked_update(z, theta, z[:, n:], None, train_g, n)
-        if beta is not None:
-            e = beta[:, None] * e + (1 - beta[:, None]) * z
+    bcol = beta[:, None] if beta is not None else None
+    k = 0
+    if compiled is not None:  # whole chunks of K rounds in one compiled graph
+        fn, K = compiled
+        vals = [hp[name] for name in sorted(hp)]
+        b = beta if beta is not None else torch.zeros_like(lr_d)
+        while k + K <= steps:
+            z, e, zr, er = fn(z, e, lr_d_t, lr_g_t, b, *vals)
+            recs.extend(zr.unbind(0))
+            ema_recs.extend(er.unbind(0))
+            ts.extend(range(k + record_every, k + K + 1, record_every))
+            k += K
+    for k in range(k + 1, steps + 1):
+        z = gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lr_d_t, lr_g_t, n_d, n_g)
+        if bcol is not None:
+            e = bcol * e + (1 - bcol) * z
         if k % record_every == 0:
             recs.append(z)
             ts.append(k)
-            if beta is not None:
-                ema_recs.append(e)
+            ema_recs.append(e)
     t = torch.tensor(ts, dtype=z0.dtype, device=z0.device)
-    return Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None)
+    return Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None,
+                      {"compiled": compiled is not None})
+
+
+# compiled chunks, keyed by everything that shapes the traced graph
+_COMPILED: dict[tuple, tuple] = {}
+
+
+def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, record_every: int, like: Tensor):
+    """Trace K rounds of plain gradient descent (field by autograd included) into one
+    graph of tensor operations with ``make_fx`` and compile it with ``torch.compile``.
+
+    Autograd's bookkeeping and Python's per-operation overhead are paid once at trace
+    time; the result runs K steps per call.  Returns ``(fn, K)``."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from .dirac import BatchHP
+
+    names = sorted(hp)
+    B, m = like.shape
+    key = (id(game), scheme, n_d, n_g, K, record_every, B, m, like.dtype, str(like.device), tuple(names))
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[0] is game:
+        return hit[1]
+    spec = OptimiserSpec("sgd")
+
+    def chunk(z, e, lr_d, lr_g, beta, *vals):
+        hpb = BatchHP(zip(names, vals))
+        st_g, st_d = spec.init(z[:, : game.dim]), spec.init(z[:, game.dim :])
+        zs, es = [], []
+        b = beta[:, None]
+        for k in range(1, K + 1):
+            z = gd_round(game, z, hpb, scheme, spec, st_g, st_d, lr_d, lr_g, n_d, n_g)
+            e = b * e + (1 - b) * z
+            if k % record_every == 0:
+                zs.append(z)
+                es.append(e)
+        return z, e, torch.stack(zs), torch.stack(es)
+
+    col = lambda v: torch.full((B, 1), v, dtype=like.dtype, device=like.device)  # noqa: E731
+    # distinct example tensors: aliased inputs would be traced as one and merged
+    ex = (like.clone(), like.clone(), col(0.1), col(0.2), col(0.5)[:, 0].clone(), *[hp[n].clone() for n in names])
+    gm = make_fx(chunk)(*ex)
+    fn = torch.compile(gm, dynamic=False)
+    _COMPILED[key] = (game, (fn, K))
+    return fn, K
 
 
 def _masked_update(z, theta, psi, train_d, train_g, n):

@@ -306,7 +306,9 @@ def plot(all_, kind, out, gif):
     from dynamics import plots
 
     if all_:
-        for p in plots.make_all(out, gif=gif):
+        from gcann.dirac_plots import make_gcann_figures
+
+        for p in [*plots.make_all(out, gif=gif), *make_gcann_figures(out)]:
             click.echo(str(p))
         return
     if kind is None:
@@ -329,6 +331,8 @@ def plot(all_, kind, out, gif):
 @click.option("--n-init", type=int, default=None, help="initial conditions per method for the GCANN columns")
 def table(as_json, out, with_gcann, n_init):
     """The local-convergence tables of the sources, computed."""
+    if n_init is not None and n_init < 1:
+        raise UserError(f"--n-init must be >= 1, got {n_init}")
     md, doc = _tables(with_gcann, n_init)
     if out is not None:
         _atomic_write(out / "table.md", lambda p: Path(p).write_text(md))
@@ -348,15 +352,12 @@ def _tables(with_gcann: bool, n_init: int | None):
     md += (f"\nEMA (Su): {ema['method']} in ℝ^{ema['dim']}, β = {ema['ema_beta']}: median final distance "
            f"{ema['median_final_distance_raw']:.3g} (raw) vs {ema['median_final_distance_ema']:.3g} (EMA).\n")
     if with_gcann:
-        try:
-            from gcann.dirac import gcann_table
-        except ImportError:
-            gcann_table = None
-        if gcann_table is not None:
-            log("computing plain / +GCANN / +EMA / +GCANN+EMA columns ...")
-            g_md, g_doc = gcann_table(**({} if n_init is None else {"n_init": n_init}))
-            md += "\n" + g_md
-            doc["gcann"] = g_doc
+        from gcann.dirac import gcann_table
+
+        log("computing plain / +GCANN / +EMA / +GCANN+EMA columns ...")
+        g_md, g_doc = gcann_table(**({} if n_init is None else {"n_init": n_init}))
+        md += "\n" + g_md
+        doc["gcann"] = g_doc
     return md, doc
 
 
@@ -370,11 +371,10 @@ def study(out, gif):
     _atomic_write(out / "table.md", lambda p: Path(p).write_text(md))
     _atomic_write(out / "table.json", lambda p: Path(p).write_text(json.dumps(doc, indent=2)))
     click.echo(md)
-    try:
-        from dynamics import plots
-    except ImportError as e:  # pragma: no cover
-        raise UserError(f"figures unavailable: {e}")
-    for p in plots.make_all(out / "figures", gif=gif):
+    from dynamics import plots
+    from gcann.dirac_plots import make_gcann_figures
+
+    for p in [*plots.make_all(out / "figures", gif=gif), *make_gcann_figures(out / "figures")]:
         click.echo(str(p), err=True)
     click.echo(f"wrote {out}/table.md, {out}/table.json and {out}/figures/", err=True)
 

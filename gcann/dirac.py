@@ -30,7 +30,7 @@ import torch
 
 from dynamics.dirac import DiracGAN
 from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, simulate
-from dynamics.spectrum import equilibrium_jacobian, jacobian, spectral_radius
+from dynamics.spectrum import equilibrium_jacobian, spectral_radius
 from dynamics.study import make_game
 from dynamics.verdict import Tolerances, classify, steps_to_reach
 from gcann.controller import GCANNConfig, GCANNController
@@ -356,24 +356,9 @@ def _stats(d: Tensor, t: Tensor, eps: float, tol: Tolerances) -> dict:
 
 
 def map_spectral_radii(game: DiracGAN, lr_d: float, lr_g: float) -> tuple[float, float]:
-    """Spectral radii of the SGD simGD and altGD update maps at the equilibrium, from the
-    equilibrium Jacobian J of :func:`dynamics.spectrum.equilibrium_jacobian`:
-    simGD  M = I + diag(lr_g·I, lr_d·I)·J;  altGD  M = (I + lr_g·E_θ·J)(I + lr_d·E_ψ·J).
-    (NaN where the field is not differentiable at the equilibrium.)  Same numbers as
-    :func:`dynamics.spectrum.spectral_radius`, which autograds through the map and cannot
-    be used where the Jacobian at the exact equilibrium is 0/0 (instance noise).
-    """
-    J0, ok = equilibrium_jacobian(game)
-    J0 = J0[0]
-    if not bool(ok[0]) or not bool(torch.isfinite(J0).all()):
-        return math.nan, math.nan
-    n = game.dim
-    eye = torch.eye(2 * n, dtype=J0.dtype)
-    Eg = torch.diag(torch.tensor([1.0] * n + [0.0] * n, dtype=J0.dtype))
-    Ed = eye - Eg
-    M_sim = eye + (lr_g * Eg + lr_d * Ed) @ J0
-    M_alt = (eye + lr_g * Eg @ J0) @ (eye + lr_d * Ed @ J0)
-    return (float(torch.linalg.eigvals(M_sim).abs().max()), float(torch.linalg.eigvals(M_alt).abs().max()))
+    """Spectral radii of the SGD simGD and altGD update maps at the equilibrium
+    (:func:`dynamics.spectrum.spectral_radius`; NaN where the field is not differentiable there)."""
+    return tuple(float(spectral_radius(game, lr_d, lr_g, scheme=s)[0]) for s in ("simgd", "altgd"))
 
 
 def _run_method(label, method, params, dim, *, n_init, steps, lr, eps, ema_beta, configs, tol, seed):
@@ -518,7 +503,7 @@ def lr_scaling_spectra(method: str = "gan", scales: Iterable[tuple[float, float]
     """Eigenvalues when lr_d → a·lr_d and lr_g → b·lr_g, for each ``(a, b)`` in ``scales``.
 
     Continuous time: ż = H·v(z) with H = diag(b·I_n, a·I_n) (θ first); its Jacobian at the
-    equilibrium is H·J, J = ∂v/∂z by autograd (:func:`dynamics.spectrum.jacobian`).  For a
+    equilibrium is H·J, J = ∂v/∂z by autograd (:func:`dynamics.spectrum.equilibrium_jacobian`).  For a
     centre J = [[0, c·I], [−c·I, 0]] (unregularised Dirac-GAN) the closed form is ±i·c·√(ab):
     purely imaginary for every a, b > 0.  Discrete time at step lr: the simGD map I + lr·H·J has
     spectral radius √(1 + ab·c²·lr²) > 1 (closed form) — compared with
@@ -527,12 +512,10 @@ def lr_scaling_spectra(method: str = "gan", scales: Iterable[tuple[float, float]
     """
     game = make_game(method, params or {}, dim)
     n = game.dim
-    J = jacobian(game)[0]
-    if not bool(torch.isfinite(J).all()):
-        J0, ok = equilibrium_jacobian(game)
-        if not bool(ok[0]):
-            raise ValueError(f"{method}: the field is not differentiable at the equilibrium; no spectrum")
-        J = J0[0]
+    J0, ok = equilibrium_jacobian(game)
+    if not bool(ok[0]):
+        raise ValueError(f"{method}: the field is not differentiable at the equilibrium; no spectrum")
+    J = J0[0]
     c = float(J[0, n])
     centre = bool(J[:n, :n].abs().max() < 1e-12 and J[n:, n:].abs().max() < 1e-12
                   and torch.allclose(J[:n, n:], c * torch.eye(n, dtype=J.dtype), atol=1e-12)
@@ -543,11 +526,7 @@ def lr_scaling_spectra(method: str = "gan", scales: Iterable[tuple[float, float]
         H = torch.diag(torch.tensor([b] * n + [a] * n, dtype=J.dtype))
         ev = torch.linalg.eigvals(H @ J)
         ev = ev[torch.argsort(ev.imag)]
-        if bool(torch.isfinite(J).all()):  # spectral_radius autograds through the update map
-            rho_sim = float(spectral_radius(game, a * lr, b * lr, scheme="simgd").item())
-            rho_alt = float(spectral_radius(game, a * lr, b * lr, scheme="altgd").item())
-        else:
-            rho_sim, rho_alt = map_spectral_radii(game, a * lr, b * lr)
+        rho_sim, rho_alt = map_spectral_radii(game, a * lr, b * lr)
         r = {"a": a, "b": b, "eigenvalues": [[float(x.real), float(x.imag)] for x in ev],
              "max_real_part": float(ev.real.max()), "rho_simgd": rho_sim, "rho_altgd": rho_alt}
         if centre:

@@ -127,3 +127,18 @@ def test_non_finite_initial_point_and_memory_are_refused():
         dy.get_objective("instance_noise", sigma=-0.1)
     with pytest.raises(dy.ObjectiveError, match="unknown method"):
         dy.get_objective("vanilla")
+
+
+@pytest.mark.parametrize("scheme", ["simgd", "altgd"])
+def test_compiled_chunks_equal_eager(scheme):
+    z0, gam, lr_d, lr_g = _grid_case()
+    game = make_game("r1")
+    kw = dict(scheme=scheme, steps=13, hp={"gamma": gam}, lr_d=lr_d, lr_g=lr_g, ema_beta=0.8, record_every=2)
+    eager = dy.simulate(game, z0, **kw)
+    comp = dy.simulate(game, z0, compile=True, chunk=4, **kw)  # 3 compiled chunks of 4 steps, then 1 eager step
+    assert comp.info["compiled"] and not eager.info["compiled"]
+    torch.testing.assert_close(comp.t, eager.t)
+    torch.testing.assert_close(comp.z, eager.z, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(comp.z_ema, eager.z_ema, rtol=1e-12, atol=1e-14)
+    with pytest.raises(dy.SimulationError, match="plain SGD"):
+        dy.simulate(game, z0, compile=True, optimizer="adam", steps=4)

@@ -423,7 +423,7 @@ def r1_locus(gammas=None) -> Figure:
     every Re λ < 0 (every γ > 0); γ = 1 is critical damping (double root −1/2).
     """
     data = r1_locus_data(gammas)
-    g, ev, cf = data["gammas"], data["eigenvalues"], data["closed_form"]
+    g, ev = data["gammas"], data["eigenvalues"]
     fig = _new_figure((12.0, 4.8))
     ax, bx = fig.subplots(1, 2, width_ratios=[1.45, 1])
     # closed form drawn as continuous lines on a fine grid over the same range

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .dirac import DiracGAN
-from .objectives import HP, ObjectiveError
+from .objectives import HP
 
 Tensor = torch.Tensor
 
@@ -222,7 +222,8 @@ def simulate(
         else:
             zs, nfe = _dopri5(fn, z0, t, rtol, atol)
             info = {"ode_method": "dopri5", "rtol": rtol, "atol": atol, "field_evaluations_per_row": nfe}
-        z_ema = _ema_continuous(zs, t, beta) if beta is not None else None
+        # EMA of an ODE trajectory: β applies per output interval of the uniform grid
+        z_ema = ema(zs, beta) if beta is not None else None
         return Trajectory(t, zs, game.dim, scheme, z_ema, info)
 
     lr_d = _per_row(lr if lr_d is None else lr_d, B, "lr_d", z0)
@@ -362,10 +363,6 @@ def ema(z: Tensor, beta) -> Tensor:
         out[k] = b * out[k - 1] + (1 - b) * z[k]
     return out
 
-
-def _ema_continuous(zs: Tensor, t: Tensor, beta: Tensor) -> Tensor:
-    """EMA of an ODE trajectory sampled on a uniform grid: β applies per output interval."""
-    return ema(zs, beta)
 
 
 # --------------------------------------------------------------------------- #

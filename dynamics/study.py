@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
 
 from .dirac import DiracGAN
 from .objectives import DEFAULT_DIM, get_objective
@@ -192,10 +191,3 @@ def ema_summary(method: str = "nsgan", beta: float = 0.99, sim: SimSettings = Si
     raw, avg = tr.distance()[-1], tr.distance(ema=True)[-1]
     return {"method": method, "dim": dim, "ema_beta": beta, "median_final_distance_raw": float(raw.median()),
             "median_final_distance_ema": float(avg.median()), "ratio": float((avg / raw).median())}
-
-
-def as_json(tables: dict) -> str:
-    return json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "markdown"} if isinstance(v, dict) and "rows" in v else v
-                       for k, v in tables.items()}, indent=2, default=float)
-
-

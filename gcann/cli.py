@@ -252,19 +252,19 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but CUDA is not available")
     combos = _grid(method, kw)
-    game0 = _wrap(make_game, method, {}, dim, base)
+    # one game carries the objective; the grid's values travel per row as hyper-parameters
+    game = _wrap(make_game, method, combos[0], dim, base)
     if record_every < 1 or steps < 1:
         raise UserError("--steps and --record-every must be >= 1")
-    z0 = _parse_inits(inits, grid, game0.dim, steps // record_every + 1, 2 if ema_beta is not None else 1,
+    z0 = _parse_inits(inits, grid, game.dim, steps // record_every + 1, 2 if ema_beta is not None else 1,
                       len(combos))
     # batch = initial points × hyper-parameter grid
-    games_hp = [_wrap(make_game, method, p, dim, base).objective.resolve() for p in combos]
-    hp = {k: torch.tensor([h[k] for h in games_hp for _ in range(len(z0))], dtype=torch.float64) for k in games_hp[0]}
-    obj = _wrap(make_game, method, combos[0], dim, base)
+    resolved = [_wrap(make_game, method, p, dim, base).objective.resolve() for p in combos]
+    hp = {k: torch.tensor([h[k] for h in resolved for _ in range(len(z0))], dtype=torch.float64) for k in resolved[0]}
     z = z0.repeat(len(combos), 1).to(device)
     hp = {k: v.to(device) for k, v in hp.items()}
     spec = _wrap(OptimiserSpec, optimizer, momentum=momentum)
-    tr = _wrap(sim_fn, obj, z, scheme=scheme, steps=steps, lr=lr, lr_d=lr_d, lr_g=lr_g, hp=hp, optimizer=spec,
+    tr = _wrap(sim_fn, game, z, scheme=scheme, steps=steps, lr=lr, lr_d=lr_d, lr_g=lr_g, hp=hp, optimizer=spec,
                n_d=n_d, n_g=n_g, t1=t1, ode_method=ode_method, ema_beta=ema_beta, record_every=record_every)
     tol = Tolerances()
     labels = classify(tr.distance().cpu(), tol) if tr.z.shape[0] >= 8 else ["n/a"] * z.shape[0]
@@ -276,17 +276,17 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
         summary["median_final_distance_ema"] = float(tr.distance(ema=True)[-1].median())
     if out is not None:
         params = [{**p} for p in combos for _ in range(len(z0))]
-        payload = {"t": tr.t.cpu().numpy(), "z": tr.z.cpu().numpy(), "labels": labels}
+        payload = {"t": tr.t.cpu().numpy(), "z": tr.z.cpu().numpy()}
         if tr.z_ema is not None:
             payload["z_ema"] = tr.z_ema.cpu().numpy()
         if out.suffix == ".npz":
             import numpy as np
 
+            # the temporary file keeps the .npz suffix, so numpy writes exactly there
             _atomic_write(out, lambda p: np.savez_compressed(
-                p if p.endswith(".npz") else p, **payload, labels_arr=np.array(labels), params=json.dumps(params),
-                summary=json.dumps(summary)))
+                p, **payload, labels=np.array(labels), params=json.dumps(params), summary=json.dumps(summary)))
         else:
-            doc = {**summary, "dim": obj.dim, "params": params, "t": payload["t"].tolist(),
+            doc = {**summary, "dim": game.dim, "params": params, "t": payload["t"].tolist(),
                    "z": payload["z"].tolist(), "labels": labels}
             if "z_ema" in payload:
                 doc["z_ema"] = payload["z_ema"].tolist()

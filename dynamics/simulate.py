@@ -272,7 +272,7 @@ def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, rec
     k = 0
     if compiled is not None:  # whole chunks of K rounds in one compiled graph
         fn, K = compiled
-        vals = [hp[name] for name in sorted(hp)]
+        vals = [hp[name].contiguous() for name in sorted(hp)]  # the layout the graph was traced with
         b = beta if beta is not None else torch.zeros_like(lr_d)
         while k + K <= steps:
             z, e, zr, er = fn(z, e, lr_d_t, lr_g_t, b, *vals)
@@ -330,7 +330,8 @@ def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, 
 
     col = lambda v: torch.full((B, 1), v, dtype=like.dtype, device=like.device)  # noqa: E731
     # distinct example tensors: aliased inputs would be traced as one and merged
-    ex = (like.clone(), like.clone(), col(0.1), col(0.2), col(0.5)[:, 0].clone(), *[hp[n].clone() for n in names])
+    ex = (like.clone(), like.clone(), col(0.1), col(0.2), col(0.5)[:, 0].clone(),
+          *[hp[n].contiguous().clone() for n in names])
     gm = make_fx(chunk)(*ex)
     fn = torch.compile(gm, dynamic=False)
     _COMPILED[key] = (game, (fn, K))

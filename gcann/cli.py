@@ -173,7 +173,9 @@ def spectrum(method, dim, base, lr, lr_ratio, scheme, as_json, **kw):
                        + (" (none: ρ ≥ 1 for all lr)" if extra["max_stable_lr"] == 0 else ""))
         if "spectral_radius" in extra:
             rho = extra["spectral_radius"]
-            click.echo(f"  {scheme} at lr_g = {lr:g}: spectral radius {rho:.6g} ({'< 1, converges' if rho < 1 else '≥ 1, does not converge'})")
+            what = ("= 1: marginal, neither converges nor diverges" if abs(rho - 1) < 1e-9
+                    else "< 1: converges locally" if rho < 1 else "> 1: diverges locally")
+            click.echo(f"  {scheme} at lr_g = {lr:g}: spectral radius {rho:.6g} ({what})")
 
 
 def _parse_inits(inits: tuple[str, ...], grid: str | None, dim: int, records: int, copies: int, combos: int):
@@ -301,7 +303,10 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
 @click.option("--out", type=click.Path(path_type=Path), default=Path("figures"), show_default=True,
               help="folder (--all) or file (.png)")
 @click.option("--gif", is_flag=True, help="also write GIF animations (--all)")
-def plot(all_, kind, out, gif):
+@click.option("--method", "-m", default=None, metavar="NAME",
+              help="for --kind vector_field / ema: the method to draw [default: the README's]")
+@click.option("--lr", type=float, default=None, help="for --kind vector_field: learning rate of simGD/altGD")
+def plot(all_, kind, out, gif, method, lr):
     """Draw figures (vector fields, trajectories, EMA, R1 eigenvalue locus)."""
     from dynamics import plots
 
@@ -317,7 +322,20 @@ def plot(all_, kind, out, gif):
         raise UserError(f"unknown --kind {kind!r}; choose from {', '.join(plots.PLOTS)}")
     if out.suffix != ".png":
         out = out / f"{kind}.png"
-    fig = plots.PLOTS[kind]()
+    if lr is not None and not lr > 0:
+        raise UserError(f"--lr must be > 0, got {lr}")
+    kw = {}
+    if method is not None or lr is not None:
+        if kind not in ("vector_field", "ema"):
+            raise UserError(f"--method/--lr apply to --kind vector_field or ema, not {kind!r}")
+        if kind == "vector_field":
+            kw = {"methods": (method or "gan",), **({"lr": lr} if lr is not None else {})}
+        else:
+            kw = {"method": method, **({"lr": lr} if lr is not None else {})}
+    try:
+        fig = plots.PLOTS[kind](**kw)
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
     _atomic_write(out, lambda p: fig.savefig(p, dpi=110, format="png"))
     click.echo(str(out))
 

@@ -96,3 +96,15 @@ def test_console_script_no_traceback():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_plot_one_kind_with_method(tmp_path, capsys):
+    out = tmp_path / "vf.png"
+    rc, stdout, _ = run(["dirac", "plot", "--kind", "vector_field", "--method", "r1", "--lr", "0.2", "--out", str(out)],
+                        capsys)
+    assert rc == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rc, _, err = run(["dirac", "plot", "--kind", "r1_locus", "--method", "r1", "--out", str(tmp_path / "x.png")], capsys)
+    assert rc == 2 and "apply to --kind vector_field or ema" in err
+    rc, _, err = run(["dirac", "plot", "--kind", "nope"], capsys)
+    assert rc == 2 and "unknown --kind" in err
+    assert not (tmp_path / "x.png").exists()

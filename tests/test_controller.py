@@ -145,6 +145,22 @@ def test_invariants_on_long_noisy_sequences(config: GCANNConfig, losses) -> None
         event(kind)
 
 
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None, derandomize=False, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(configs(), long_sequences)
+def test_invariants_on_long_noisy_sequences_many(config: GCANNConfig, losses) -> None:
+    """The long-sequence property on ~10⁶ fresh controller steps (run by benchmarks/slow_tests.py)."""
+    check_invariants(config, run(config, losses))
+    half = len(losses) // 2
+    ctrl = GCANNController(config)
+    for d, g in losses[:half]:
+        ctrl.observe(d, g)
+    restored = GCANNController(config)
+    restored.load_state_dict(json.loads(json.dumps(ctrl.state_dict())))
+    assert [restored.observe(d, g) for d, g in losses[half:]] == [ctrl.observe(d, g) for d, g in losses[half:]]
+
+
 @PROPERTY
 @given(configs(), loss_lists)
 def test_invariants_on_arbitrary_floats(config: GCANNConfig, losses) -> None:

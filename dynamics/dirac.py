@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .objectives import HP, Context, GAN_LOSSES, PENALTIES, Objective, ObjectiveError, gauss_hermite, normal_trapezoid
+from .objectives import HP, Context, Objective, ObjectiveError, gauss_hermite, logit_losses, normal_trapezoid
 
 Tensor = torch.Tensor
 
@@ -89,20 +89,14 @@ class DiracGAN:
 
     def _logit_losses(self, theta: Tensor, psi: Tensor, hp: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         obj = self.objective
-        loss = GAN_LOSSES[obj.loss]
         D = self.critic(psi)
         x_real = torch.zeros_like(theta)
         x_fake = theta
-        d_real, d_fake = D(x_real), D(x_fake)
-        if obj.noise:
-            ld, lg = self._noisy_losses(loss, D, x_real, x_fake, d_real, d_fake, hp)
-        else:
-            ctx = Context(x_real, x_fake, hp)
-            ld, lg = loss.d(d_real, d_fake, ctx), loss.g(d_fake, ctx)
         x_mid = 0.5 * (x_real + x_fake)  # D is linear in x: every interpolate gives the same ∇ₓD
-        for p in obj.penalties:
-            ld = ld + PENALTIES[p].fn(D, x_real, x_fake, x_mid, hp)
-        return ld, lg
+        base = None
+        if obj.noise:
+            base = lambda loss: self._noisy_losses(loss, D, x_real, x_fake, D(x_real), D(x_fake), hp)  # noqa: E731
+        return logit_losses(obj.loss, obj.penalties, D, x_real, x_fake, hp, x_mid, base)
 
     def _noisy_losses(self, loss, D, x_real, x_fake, d_real, d_fake, hp):
         """Exact expectation over instance noise x ← x + σε, ε ~ N(0, I).

@@ -204,6 +204,32 @@ PENALTIES: dict[str, Penalty] = {
 }
 
 
+def logit_losses(loss: str, penalties: tuple[str, ...], D: Callable[[Tensor], Tensor], x_real: Tensor,
+                 x_fake: Tensor, hp: HP, x_interp: Tensor | None = None,
+                 base: Callable | None = None) -> tuple[Tensor, Tensor]:
+    """Per-sample ``(loss_d, loss_g)`` of a GAN loss plus discriminator penalties.
+
+    The one composition used everywhere: the Dirac-GAN (one row per game) and an image
+    trainer (one row per sample; reduce with ``.mean()``).  ``D`` maps a batch of
+    samples to logits; ``x_interp`` are the points of the WGAN-GP penalty (random
+    interpolates for images; the caller chooses).  ``base`` optionally replaces the
+    plain evaluation of the loss on ``(D(x_real), D(x_fake))`` (exact instance-noise
+    expectations do this) and returns ``(loss_d, loss_g)`` itself.
+    """
+    spec = GAN_LOSSES[loss]
+    if base is not None:
+        ld, lg = base(spec)
+    else:
+        ctx = Context(x_real, x_fake, hp)
+        d_fake = D(x_fake)
+        ld, lg = spec.d(D(x_real), d_fake, ctx), spec.g(d_fake, ctx)
+    if x_interp is None and "gp" in penalties:
+        raise ObjectiveError("the WGAN-GP penalty needs x_interp (points between real and fake samples)")
+    for p in penalties:
+        ld = ld + PENALTIES[p].fn(D, x_real, x_fake, x_interp, hp)
+    return ld, lg
+
+
 # --------------------------------------------------------------------------- #
 # The objective: a loss, regularisers and modifiers, composed
 # --------------------------------------------------------------------------- #

@@ -238,26 +238,41 @@ def simulate(
     return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled)
 
 
+def masked_step(spec: "OptimiserSpec", p: Tensor, g: Tensor, lr: Tensor, st: dict, mask: Tensor | None) -> Tensor:
+    """``spec.step`` for the rows in ``mask`` only: the other rows (a paused player) keep
+    their parameters and their optimiser state."""
+    if mask is None:
+        return spec.step(p, g, lr, st)
+    old = {k: st[k] for k in ("m", "v")}
+    new = spec.step(p, g, lr, st)
+    m = mask[:, None]
+    for k, v in old.items():
+        st[k] = torch.where(m, st[k], v)
+    return torch.where(m, new, p)
+
+
 def gd_round(game: DiracGAN, z: Tensor, hp, scheme: str, spec: OptimiserSpec, opt_g: dict, opt_d: dict,
              lr_d: Tensor, lr_g: Tensor, n_d: int = 1, n_g: int = 1,
              train_d: Tensor | None = None, train_g: Tensor | None = None) -> Tensor:
     """One round of discrete training from state ``z``: a simultaneous update, or ``n_d``
-    discriminator updates followed by ``n_g`` generator updates.  ``lr_*`` are (B, 1);
-    rows whose ``train_*`` mask is False keep that player's parameters."""
+    discriminator updates followed by ``n_g`` generator updates (either may be 0).
+    ``lr_*`` are (B, 1); rows whose ``train_*`` mask is False keep that player's
+    parameters and optimiser state.  The discriminator's constraint is applied after
+    each of its updates."""
     n = game.dim
     if scheme == "simgd":
         v = game.field(z, hp)
-        theta = spec.step(z[:, :n], -v[:, :n], lr_g, opt_g)
-        psi = spec.step(z[:, n:], -v[:, n:], lr_d, opt_d)
-        return game.project(_masked_update(z, theta, psi, train_d, train_g, n), hp)
+        theta = masked_step(spec, z[:, :n], -v[:, :n], lr_g, opt_g, train_g)
+        psi = masked_step(spec, z[:, n:], -v[:, n:], lr_d, opt_d, train_d)
+        return game.project(torch.cat([theta, psi], dim=1), hp)
     for _ in range(n_d):
         v = game.field(z, hp)
-        psi = spec.step(z[:, n:], -v[:, n:], lr_d, opt_d)
-        z = game.project(_masked_update(z, z[:, :n], psi, train_d, None, n), hp)
+        psi = masked_step(spec, z[:, n:], -v[:, n:], lr_d, opt_d, train_d)
+        z = game.project(torch.cat([z[:, :n], psi], dim=1), hp)
     for _ in range(n_g):
         v = game.field(z, hp)
-        theta = spec.step(z[:, :n], -v[:, :n], lr_g, opt_g)
-        z = _masked_update(z, theta, z[:, n:], None, train_g, n)
+        theta = masked_step(spec, z[:, :n], -v[:, :n], lr_g, opt_g, train_g)
+        z = torch.cat([theta, z[:, n:]], dim=1)
     return z
 
 
@@ -336,15 +351,6 @@ def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, 
     fn = torch.compile(gm, dynamic=False)
     _COMPILED[key] = (game, (fn, K))
     return fn, K
-
-
-def _masked_update(z, theta, psi, train_d, train_g, n):
-    """New state; rows whose mask is False keep their old parameters (a paused player)."""
-    if train_g is not None:
-        theta = torch.where(train_g[:, None], theta, z[:, :n])
-    if train_d is not None:
-        psi = torch.where(train_d[:, None], psi, z[:, n:])
-    return torch.cat([theta, psi], dim=1)
 
 
 # --------------------------------------------------------------------------- #

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 import torch
 
 from dynamics.dirac import DiracGAN
-from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, simulate
+from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round, simulate
 from dynamics.spectrum import equilibrium_jacobian, spectral_radius
 from dynamics.study import make_game
 from dynamics.verdict import Tolerances, classify, steps_to_reach
@@ -119,18 +119,6 @@ class GCANNLogs:
         return out
 
 
-def _masked_step(spec: OptimiserSpec, p: Tensor, g: Tensor, lr: Tensor, st: dict, mask: Tensor | None) -> Tensor:
-    """``spec.step`` for the rows in ``mask`` only: other rows keep their parameters and optimiser state."""
-    if mask is None:
-        return spec.step(p, g, lr, st)
-    old = {k: st[k] for k in ("m", "v")}
-    new = spec.step(p, g, lr, st)
-    m = mask[:, None]
-    for k, v in old.items():
-        st[k] = torch.where(m, st[k], v)
-    return torch.where(m, new, p)
-
-
 def simulate_gcann(
     game: DiracGAN,
     z0,
@@ -173,8 +161,7 @@ def simulate_gcann(
     B, n = z0.shape[0], game.dim
     hp = game.prepare(hp, B, z0.dtype, z0.device)
     if config.on_nonfinite != "diverged":
-        config = GCANNConfig(**{**config.to_dict(), "target_slope_range": tuple(config.target_slope_range),
-                                "on_nonfinite": "diverged"})
+        config = replace(config, on_nonfinite="diverged")
     spec = optimizer if isinstance(optimizer, OptimiserSpec) else OptimiserSpec(optimizer)
     beta = None
     if ema_beta is not None:
@@ -226,7 +213,7 @@ def simulate_gcann(
             xd.append(dec.extra_d_steps)
             xg.append(dec.extra_g_steps)
             if dec.events:
-                events[b].extend(_event_dict(ev) for ev in dec.events)
+                events[b].extend(ev.to_dict() for ev in dec.events)
             if dec.diverged and not bool(dead[b]):
                 dead[b] = True
                 dead_step[b] = k
@@ -245,34 +232,17 @@ def simulate_gcann(
             exd, exg = torch.zeros_like(exd), torch.zeros_like(exg)
         lrd_c, lrg_c = lrd[:, None], lrg[:, None]
 
-        z_old = z
-        if scheme == "simgd":
-            v = game.field(z, hp)
-            theta = _masked_step(spec, z[:, :n], -v[:, :n], lrg_c, opt_g, trg)
-            psi = _masked_step(spec, z[:, n:], -v[:, n:], lrd_c, opt_d, trd)
-            z = game.project(torch.cat([theta, psi], dim=1), hp)
-        else:
-            v = game.field(z, hp)
-            psi = _masked_step(spec, z[:, n:], -v[:, n:], lrd_c, opt_d, trd)
-            z = game.project(torch.cat([z[:, :n], psi], dim=1), hp)
-            v = game.field(z, hp)
-            theta = _masked_step(spec, z[:, :n], -v[:, :n], lrg_c, opt_g, trg)
-            z = game.project(torch.cat([theta, z[:, n:]], dim=1), hp)
-        z = guard(z, z_old, k)
+        z = guard(gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lrd_c, lrg_c, 1, 1, trd, trg), z, k)
         for j in range(int(exd.max())):  # catch-up: extra D updates
             m = (exd > j) & ~dead
             if not bool(m.any()):
                 break
-            v = game.field(z, hp)
-            psi = _masked_step(spec, z[:, n:], -v[:, n:], lrd_c, opt_d, m)
-            z = guard(game.project(torch.cat([z[:, :n], psi], dim=1), hp), z, k)
+            z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 1, 0, train_d=m), z, k)
         for j in range(int(exg.max())):  # catch-up: extra G updates
             m = (exg > j) & ~dead
             if not bool(m.any()):
                 break
-            v = game.field(z, hp)
-            theta = _masked_step(spec, z[:, :n], -v[:, :n], lrg_c, opt_g, m)
-            z = guard(game.project(torch.cat([theta, z[:, n:]], dim=1), hp), z, k)
+            z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 0, 1, train_g=m), z, k)
         if beta is not None:
             e = beta * e + (1 - beta) * z
         if (k + 1) % record_every == 0:
@@ -284,11 +254,6 @@ def simulate_gcann(
     traj = Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None, info)
     logs = GCANNLogs(L_d, L_g, LR_d, LR_g, TR_d, TR_g, EX_d, EX_g, events, dead, dead_step, config.to_dict())
     return traj, logs
-
-
-def _event_dict(ev) -> dict:
-    return {"step": ev.step, "event": ev.event, "reason": ev.reason, "lr_d_old": ev.lr_d_old,
-            "lr_d_new": ev.lr_d_new, "lr_g_old": ev.lr_g_old, "lr_g_new": ev.lr_g_new}
 
 
 def effective_distance(traj: Trajectory, ema: bool = False) -> Tensor:

@@ -239,8 +239,13 @@ def _parse_inits(inits: tuple[str, ...], grid: str | None, dim: int, records: in
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the trajectory: .json or .npz")
+@click.option("--gcann", "gcann_cfg", type=click.Choice(["dirac", "paper"]), default=None,
+              help="drive the run with one GCANN controller per trajectory: DIRAC_CONFIG or the unmodified "
+                   "paper-celeba preset (simgd/altgd; docs/gcann_dirac.md)")
+@click.option("--events", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --gcann: write every controller event as JSON lines (with its row)")
 def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d, n_g, steps, t1, ode_method,
-             inits, grid, ema_beta, record_every, device, out, **kw):
+             inits, grid, ema_beta, record_every, device, out, gcann_cfg, events, **kw):
     """Simulate a batch of Dirac-GAN trajectories and classify them."""
     import torch
 
@@ -253,6 +258,10 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
         raise UserError(f"--out must end in .json or .npz, got {out.name!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but CUDA is not available")
+    if events is not None and gcann_cfg is None:
+        raise UserError("--events needs --gcann")
+    if gcann_cfg is not None and (scheme == "ode" or n_d != 1 or n_g != 1):
+        raise UserError("--gcann drives discrete schemes (simgd, altgd) with --n-d 1 --n-g 1")
     combos = _grid(method, kw)
     # one game carries the objective; the grid's values travel per row as hyper-parameters
     game = _wrap(make_game, method, combos[0], dim, base)
@@ -266,16 +275,40 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
     z = z0.repeat(len(combos), 1).to(device)
     hp = {k: v.to(device) for k, v in hp.items()}
     spec = _wrap(OptimiserSpec, optimizer, momentum=momentum)
-    tr = _wrap(sim_fn, game, z, scheme=scheme, steps=steps, lr=lr, lr_d=lr_d, lr_g=lr_g, hp=hp, optimizer=spec,
-               n_d=n_d, n_g=n_g, t1=t1, ode_method=ode_method, ema_beta=ema_beta, record_every=record_every)
+    logs = None
+    if gcann_cfg is None:
+        tr = _wrap(sim_fn, game, z, scheme=scheme, steps=steps, lr=lr, lr_d=lr_d, lr_g=lr_g, hp=hp, optimizer=spec,
+                   n_d=n_d, n_g=n_g, t1=t1, ode_method=ode_method, ema_beta=ema_beta, record_every=record_every)
+        dist = tr.distance
+    else:
+        from gcann.dirac import dirac_config, effective_distance, paper_config, simulate_gcann
+
+        for name, val in (("--lr", lr), ("--lr-d", lr_d), ("--lr-g", lr_g)):
+            if val is not None and not val > 0:
+                raise UserError(f"{name} must be > 0, got {val}")
+        make_cfg = dirac_config if gcann_cfg == "dirac" else paper_config
+        try:
+            cfg = make_cfg(lr, lr_d=lr if lr_d is None else lr_d, lr_g=lr if lr_g is None else lr_g)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        tr, logs = _wrap(simulate_gcann, game, z, config=cfg, steps=steps, scheme=scheme, optimizer=spec, hp=hp,
+                         ema_beta=ema_beta, record_every=record_every)
+        dist = lambda ema=False: effective_distance(tr, ema)  # noqa: E731  (diverged rows count as diverging)
     tol = Tolerances()
-    labels = classify(tr.distance().cpu(), tol) if tr.z.shape[0] >= 8 else ["n/a"] * z.shape[0]
-    ema_labels = classify(tr.distance(ema=True).cpu(), tol) if ema_beta is not None and tr.z.shape[0] >= 8 else None
+    labels = classify(dist().cpu(), tol) if tr.z.shape[0] >= 8 else ["n/a"] * z.shape[0]
+    ema_labels = classify(dist(ema=True).cpu(), tol) if ema_beta is not None and tr.z.shape[0] >= 8 else None
     summary = {"method": method, "scheme": scheme, "batch": int(z.shape[0]), "verdicts": summarise(labels),
-               "tolerances": tol.as_dict(), "median_final_distance": float(tr.distance()[-1].median())}
+               "tolerances": tol.as_dict(), "median_final_distance": float(dist()[-1].median())}
     if ema_labels is not None:
         summary["ema_verdicts"] = summarise(ema_labels)
-        summary["median_final_distance_ema"] = float(tr.distance(ema=True)[-1].median())
+        summary["median_final_distance_ema"] = float(dist(ema=True)[-1].median())
+    if logs is not None:
+        summary["gcann"] = {"config": gcann_cfg, "events": logs.event_counts(),
+                            "diverged_rows": int(logs.diverged.sum())}
+        if events is not None:
+            lines = [json.dumps({"row": b, **ev}) for b, row in enumerate(logs.events) for ev in row]
+            _atomic_write(events, lambda p: Path(p).write_text("\n".join(lines) + ("\n" if lines else "")))
+            summary["events_file"] = str(events)
     if out is not None:
         params = [{**p} for p in combos for _ in range(len(z0))]
         payload = {"t": tr.t.cpu().numpy(), "z": tr.z.cpu().numpy()}

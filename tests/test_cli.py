@@ -108,3 +108,20 @@ def test_plot_one_kind_with_method(tmp_path, capsys):
     rc, _, err = run(["dirac", "plot", "--kind", "nope"], capsys)
     assert rc == 2 and "unknown --kind" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_simulate_with_the_gcann_controller(tmp_path, capsys):
+    ev = tmp_path / "events.jsonl"
+    rc, out, _ = run(["dirac", "simulate", "--method", "r1", "--init", "1,1", "--init", "-0.5,0.5", "--steps", "300",
+                      "--gcann", "dirac", "--events", str(ev)], capsys)
+    assert rc == 0
+    summary = json.loads(out)
+    assert summary["gcann"]["config"] == "dirac"
+    lines = [json.loads(x) for x in ev.read_text().splitlines()]
+    assert sum(summary["gcann"]["events"].values()) == len(lines) > 0
+    assert {x["row"] for x in lines} <= {0, 1}
+    assert all(x["step"] >= 100 or x["event"] == "slope_threshold" for x in lines)  # DIRAC_CONFIG warm-up: 100 steps
+    rc, _, err = run(["dirac", "simulate", "--method", "r1", "--scheme", "ode", "--gcann", "paper"], capsys)
+    assert rc == 2 and "discrete schemes" in err
+    rc, _, err = run(["dirac", "simulate", "--method", "r1", "--events", str(tmp_path / "x.jsonl")], capsys)
+    assert rc == 2 and "--events needs --gcann" in err and not (tmp_path / "x.jsonl").exists()

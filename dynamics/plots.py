@@ -177,6 +177,15 @@ def _draw_field(ax, game: DiracGAN, lim: float, grid: int) -> None:
             ax.axhline(s, color="0.4", ls="--", lw=0.8, zorder=2)
 
 
+def _square(ax, lim: float, xlabel: str, ylabel: str, **label_kw) -> None:
+    """A square frame [−lim, lim]² around the equilibrium, equal aspect, labelled axes."""
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel, **label_kw)
+    ax.set_ylabel(ylabel, **label_kw)
+
+
 def _limits(points: np.ndarray, pad: float = 0.12, cap: float | None = None) -> float:
     """A symmetric half-width around 0 that contains ``points`` (finite ones, capped)."""
     p = np.abs(points[np.isfinite(points)])
@@ -235,11 +244,7 @@ def vector_field(method: str = "gan", hp: Mapping | None = None, lr: float = 0.1
         ax.plot(z[:, 0], z[:, 1], zorder=4, **style)
     ax.scatter([0], [0], **_EQ_STYLE)
     ax.scatter(z0[0, :1].numpy(), z0[0, 1:].numpy(), **_INIT_STYLE)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xlabel("θ (generator)")
-    ax.set_ylabel("ψ (discriminator)")
+    _square(ax, lim, "θ (generator)", "ψ (discriminator)")
     ax.set_title(f"{_title(method, game)}\nlr={lr:g}, {steps} steps", fontsize=10)
     ax.legend(loc="lower left", fontsize=7.5, framealpha=0.85)
     return fig
@@ -312,11 +317,7 @@ def theta_plane(methods_with_hp: Sequence = tuple(SU_CASES), init: Sequence[floa
         last = th[np.isfinite(th).all(1)][-1:]
         ax.scatter(last[:, 0], last[:, 1], marker="x", color="black", s=30, zorder=6, label="end")
         lim = _limits(th, cap=50.0)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xlabel("θ₁")
-        ax.set_ylabel("θ₂")
+        _square(ax, lim, "θ₁", "θ₂")
         when = f"t≤{float(tr.t[-1]):g}" if scheme == "ode" else f"{steps} steps, lr={lr:g}"
         ax.set_title(f"{_case_label(m, hp)}\n{_SCHEME_STYLE[scheme]['label']} {when}: {_verdict(tr)}", fontsize=9)
     for ax in axes[len(cases):]:
@@ -362,11 +363,7 @@ def ema_comparison(method: str = "nsgan", beta: float = 0.99, hp: Mapping | None
         ax.plot(pts[:, 0], pts[:, 1], color=col, lw=1.0, zorder=3)
         ax.scatter([0], [0], **_EQ_STYLE)
         ax.scatter(pts[-1:, 0], pts[-1:, 1], marker="x", color="black", s=36, zorder=6, label="end")
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xlabel(labels[0])
-        ax.set_ylabel(labels[1])
+        _square(ax, lim, labels[0], labels[1])
         ax.set_title(name, fontsize=10)
     axes[0].legend(loc="lower left", fontsize=7.5)
     t = _np(tr.t)
@@ -510,16 +507,8 @@ def all_methods(methods: Sequence[str] | None = None, init: Sequence[float] = (1
         ax.scatter([0], [0], **{**_EQ_STYLE, "s": 25})
         start = z0[0, :2].numpy()
         ax.scatter(start[:1], start[1:], **{**_INIT_STYLE, "s": 22})
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
         ax.tick_params(labelsize=7)
-        if two_d:
-            ax.set_xlabel("θ₁  (2-D form, θ-plane)", fontsize=8)
-            ax.set_ylabel("θ₂", fontsize=8)
-        else:
-            ax.set_xlabel("θ", fontsize=8)
-            ax.set_ylabel("ψ", fontsize=8)
+        _square(ax, lim, *(("θ₁  (2-D form, θ-plane)", "θ₂") if two_d else ("θ", "ψ")), fontsize=8)
         lc = _spectral(game)
         ax.set_title(f"{_title(m, game)}\n{', '.join(lines)}\nspectral: {lc}", fontsize=8)
     for ax in axes[len(methods):]:
@@ -559,11 +548,7 @@ def animate(method: str = "gan", path: str | Path = "dirac_gan.gif", hp: Mapping
     lim = _limits(_np(z0), pad=0.5)
     _draw_field(ax, game, lim, grid)
     ax.scatter([0], [0], color="red", s=30, zorder=6)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xlabel("θ")
-    ax.set_ylabel("ψ")
+    _square(ax, lim, "θ", "ψ")
     ax.set_title(f"{_title(method, game)}: {_SCHEME_STYLE[scheme]['label']} — {_verdict(tr)}", fontsize=9)
     style = _SCHEME_STYLE[scheme]
     (line,) = ax.plot([], [], color=style["color"], lw=1.5, zorder=4)

@@ -13,8 +13,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from dynamics.dirac import DiracGAN
 
 # hyper-parameter options shared by the dirac commands: CLI flag -> parameter name
 PARAM_OPTIONS = {
@@ -59,18 +63,16 @@ def param_options(f):
     return f
 
 
-def _grid(method: str, kw: dict) -> list[dict]:
-    """The product grid of the given parameter lists, as CLI-named dicts."""
+def _grid(method: str, kw: dict, dim: int | None, base: str | None) -> list[tuple[dict, "DiracGAN"]]:
+    """The product grid of the given parameter lists: (CLI-named params, game) pairs.
+    Building the games validates method and parameters with the objective's own errors."""
     from dynamics.study import make_game
 
     lists = {k: _floats(k, kw.get(k)) for k in PARAM_OPTIONS}
     lists = {k: v for k, v in lists.items() if v is not None}
     keys = list(lists)
     combos = [dict(zip(keys, vals)) for vals in itertools.product(*(lists[k] for k in keys))] or [{}]
-    # validates method and parameter names / ranges with the objective's own errors
-    for p in combos:
-        _wrap(make_game, method, p, 1)
-    return combos
+    return [(p, _wrap(make_game, method, p, dim, base)) for p in combos]
 
 
 def _wrap(fn, *a, **k):
@@ -133,7 +135,7 @@ BASE_OPT = click.option("--base", default=None, metavar="LOSS", help="GAN loss u
 def spectrum(method, dim, base, lr, lr_ratio, scheme, as_json, **kw):
     """Eigenvalues of the Jacobian at the equilibrium and the local-convergence verdict."""
     from dynamics.spectrum import max_stable_lr, spectral_radius, spectrum as spec_fn
-    from dynamics.study import from_objective_params, make_game
+    from dynamics.study import from_objective_params
 
     _check_dim(dim)
     if lr is not None and not lr > 0:
@@ -141,8 +143,7 @@ def spectrum(method, dim, base, lr, lr_ratio, scheme, as_json, **kw):
     if not lr_ratio > 0:
         raise UserError(f"--lr-ratio must be > 0, got {lr_ratio}")
     out = []
-    for p in _grid(method, kw):
-        game = _wrap(make_game, method, p, dim, base)
+    for _, game in _grid(method, kw, dim, base):
         s = spec_fn(game)
         hp = from_objective_params(method, game.objective.resolve())
         rec = {
@@ -250,7 +251,6 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
     import torch
 
     from dynamics.simulate import OptimiserSpec, simulate as sim_fn
-    from dynamics.study import make_game
     from dynamics.verdict import Tolerances, classify, summarise
 
     _check_dim(dim)
@@ -262,15 +262,16 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
         raise UserError("--events needs --gcann")
     if gcann_cfg is not None and (scheme == "ode" or n_d != 1 or n_g != 1):
         raise UserError("--gcann drives discrete schemes (simgd, altgd) with --n-d 1 --n-g 1")
-    combos = _grid(method, kw)
+    games = _grid(method, kw, dim, base)
+    combos = [p for p, _ in games]
     # one game carries the objective; the grid's values travel per row as hyper-parameters
-    game = _wrap(make_game, method, combos[0], dim, base)
+    game = games[0][1]
     if record_every < 1 or steps < 1:
         raise UserError("--steps and --record-every must be >= 1")
     z0 = _parse_inits(inits, grid, game.dim, steps // record_every + 1, 2 if ema_beta is not None else 1,
                       len(combos))
     # batch = initial points × hyper-parameter grid
-    resolved = [_wrap(make_game, method, p, dim, base).objective.resolve() for p in combos]
+    resolved = [g.objective.resolve() for _, g in games]
     hp = {k: torch.tensor([h[k] for h in resolved for _ in range(len(z0))], dtype=torch.float64) for k in resolved[0]}
     z = z0.repeat(len(combos), 1).to(device)
     hp = {k: v.to(device) for k, v in hp.items()}

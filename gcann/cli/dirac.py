@@ -1,21 +1,15 @@
-"""The ``gcann`` command line.
-
-User mistakes are reported as one line on stderr (``gcann: error: ...``) with
-exit status 2; nothing is half-written (outputs are written to a temporary file
-and moved into place).
-"""
+"""``gcann dirac ...``: spectra, simulations, figures and tables of the Dirac-GAN testbed."""
 from __future__ import annotations
 
 import itertools
 import json
 import math
-import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+
+from .common import UserError, atomic_write, parse_floats
 
 if TYPE_CHECKING:
     from dynamics.dirac import DiracGAN
@@ -35,27 +29,6 @@ PARAM_OPTIONS = {
 }
 
 
-class UserError(click.ClickException):
-    """A mistake in the user's request: printed as one line, exit status 2."""
-
-    exit_code = 2
-
-
-def _floats(name: str, text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        vals = [float(x) for x in text.split(",") if x.strip() != ""]
-    except ValueError:
-        raise UserError(f"--{name.replace('_', '-')} must be a number or a comma-separated list, got {text!r}")
-    if not vals:
-        raise UserError(f"--{name.replace('_', '-')} is empty")
-    for v in vals:
-        if not math.isfinite(v):
-            raise UserError(f"--{name.replace('_', '-')} must be finite, got {v}")
-    return vals
-
-
 def param_options(f):
     for name, help_ in reversed(list(PARAM_OPTIONS.items())):
         f = click.option(f"--{name.replace('_', '-')}", name, type=str, default=None, metavar="X[,X...]",
@@ -68,7 +41,7 @@ def _grid(method: str, kw: dict, dim: int | None, base: str | None) -> list[tupl
     Building the games validates method and parameters with the objective's own errors."""
     from dynamics.study import make_game
 
-    lists = {k: _floats(k, kw.get(k)) for k in PARAM_OPTIONS}
+    lists = {k: parse_floats(k, kw.get(k)) for k in PARAM_OPTIONS}
     lists = {k: v for k, v in lists.items() if v is not None}
     keys = list(lists)
     combos = [dict(zip(keys, vals)) for vals in itertools.product(*(lists[k] for k in keys))] or [{}]
@@ -90,28 +63,8 @@ def _check_dim(dim):
         raise UserError(f"--dim must be >= 1, got {dim}")
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename: nothing half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # --------------------------------------------------------------------------- #
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
-    """gcann: Dirac-GAN dynamics and the GCANN training controller."""
-
-
-@cli.group()
+@click.group()
 def dirac():
     """The Dirac-GAN testbed: spectra, simulations, figures, tables."""
 
@@ -186,7 +139,7 @@ def _parse_inits(inits: tuple[str, ...], grid: str | None, dim: int, records: in
 
     rows = []
     for s in inits:
-        vals = _floats("init", s)
+        vals = parse_floats("init", s)
         if len(vals) != 2 * dim:
             raise UserError(f"--init needs {2 * dim} numbers (θ then ψ, each in ℝ^{dim}), got {len(vals)}")
         rows.append(vals)
@@ -282,7 +235,7 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
                    n_d=n_d, n_g=n_g, t1=t1, ode_method=ode_method, ema_beta=ema_beta, record_every=record_every)
         dist = tr.distance
     else:
-        from gcann.dirac import dirac_config, effective_distance, paper_config, simulate_gcann
+        from gcann.dirac.testbed import dirac_config, effective_distance, paper_config, simulate_gcann
 
         for name, val in (("--lr", lr), ("--lr-d", lr_d), ("--lr-g", lr_g)):
             if val is not None and not val > 0:
@@ -308,7 +261,7 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
                             "diverged_rows": int(logs.diverged.sum())}
         if events is not None:
             lines = [json.dumps({"row": b, **ev}) for b, row in enumerate(logs.events) for ev in row]
-            _atomic_write(events, lambda p: Path(p).write_text("\n".join(lines) + ("\n" if lines else "")))
+            atomic_write(events, lambda p: Path(p).write_text("\n".join(lines) + ("\n" if lines else "")))
             summary["events_file"] = str(events)
     if out is not None:
         params = [{**p} for p in combos for _ in range(len(z0))]
@@ -319,14 +272,14 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
             import numpy as np
 
             # the temporary file keeps the .npz suffix, so numpy writes exactly there
-            _atomic_write(out, lambda p: np.savez_compressed(
+            atomic_write(out, lambda p: np.savez_compressed(
                 p, **payload, labels=np.array(labels), params=json.dumps(params), summary=json.dumps(summary)))
         else:
             doc = {**summary, "dim": game.dim, "params": params, "t": payload["t"].tolist(),
                    "z": payload["z"].tolist(), "labels": labels}
             if "z_ema" in payload:
                 doc["z_ema"] = payload["z_ema"].tolist()
-            _atomic_write(out, lambda p: Path(p).write_text(json.dumps(doc)))
+            atomic_write(out, lambda p: Path(p).write_text(json.dumps(doc)))
         summary["out"] = str(out)
     click.echo(json.dumps(summary, indent=2))
 
@@ -345,7 +298,7 @@ def plot(all_, kind, out, gif, method, lr):
     from dynamics import plots
 
     if all_:
-        from gcann.dirac_plots import make_gcann_figures
+        from gcann.dirac.plots import make_gcann_figures
 
         for p in [*plots.make_all(out, gif=gif), *make_gcann_figures(out)]:
             click.echo(str(p))
@@ -370,7 +323,7 @@ def plot(all_, kind, out, gif, method, lr):
         fig = plots.PLOTS[kind](**kw)
     except ValueError as e:
         raise UserError(str(e).splitlines()[0]) from None
-    _atomic_write(out, lambda p: fig.savefig(p, dpi=110, format="png"))
+    atomic_write(out, lambda p: fig.savefig(p, dpi=110, format="png"))
     click.echo(str(out))
 
 
@@ -387,8 +340,8 @@ def table(as_json, out, with_gcann, n_init):
         raise UserError(f"--n-init must be >= 1, got {n_init}")
     md, doc = _tables(with_gcann, n_init)
     if out is not None:
-        _atomic_write(out / "table.md", lambda p: Path(p).write_text(md))
-        _atomic_write(out / "table.json", lambda p: Path(p).write_text(json.dumps(doc, indent=2)))
+        atomic_write(out / "table.md", lambda p: Path(p).write_text(md))
+        atomic_write(out / "table.json", lambda p: Path(p).write_text(json.dumps(doc, indent=2)))
     click.echo(json.dumps(doc, indent=2) if as_json else md)
 
 
@@ -404,7 +357,7 @@ def _tables(with_gcann: bool, n_init: int | None):
     md += (f"\nEMA (Su): {ema['method']} in ℝ^{ema['dim']}, β = {ema['ema_beta']}: median final distance "
            f"{ema['median_final_distance_raw']:.3g} (raw) vs {ema['median_final_distance_ema']:.3g} (EMA).\n")
     if with_gcann:
-        from gcann.dirac import gcann_table
+        from gcann.dirac.testbed import gcann_table
 
         log("computing plain / +GCANN / +EMA / +GCANN+EMA columns ...")
         g_md, g_doc = gcann_table(**({} if n_init is None else {"n_init": n_init}))
@@ -420,31 +373,12 @@ def _tables(with_gcann: bool, n_init: int | None):
 def study(out, gif):
     """The main job: compute the tables and draw the figures into one folder."""
     md, doc = _tables(True, None)
-    _atomic_write(out / "table.md", lambda p: Path(p).write_text(md))
-    _atomic_write(out / "table.json", lambda p: Path(p).write_text(json.dumps(doc, indent=2)))
+    atomic_write(out / "table.md", lambda p: Path(p).write_text(md))
+    atomic_write(out / "table.json", lambda p: Path(p).write_text(json.dumps(doc, indent=2)))
     click.echo(md)
     from dynamics import plots
-    from gcann.dirac_plots import make_gcann_figures
+    from gcann.dirac.plots import make_gcann_figures
 
     for p in [*plots.make_all(out / "figures", gif=gif), *make_gcann_figures(out / "figures")]:
         click.echo(str(p), err=True)
     click.echo(f"wrote {out}/table.md, {out}/table.json and {out}/figures/", err=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        cli.main(args=argv, prog_name="gcann", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("gcann: aborted", err=True)
-        return 1
-    except click.ClickException as e:
-        msg = e.format_message().replace("\n", " ")
-        click.echo(f"gcann: error: {msg}", err=True)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from dynamics.simulate import simulate  # noqa: E402
 from dynamics.study import make_game  # noqa: E402
-from gcann.dirac import DEFAULT_LR, dirac_config, simulate_gcann  # noqa: E402
+from gcann.dirac.testbed import DEFAULT_LR, dirac_config, simulate_gcann  # noqa: E402
 
 __all__ = ["trajectories_with_without", "loss_curves_with_events", "make_gcann_figures", "EVENT_STYLE"]
 

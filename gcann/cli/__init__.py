@@ -1,0 +1,40 @@
+"""The ``gcann`` command line, one module per command group.
+
+* ``gcann dirac ...``  the Dirac-GAN testbed (:mod:`gcann.cli.dirac`)
+
+User mistakes are reported as one line on stderr (``gcann: error: ...``) with
+exit status 2; nothing is half-written (outputs are written to a temporary file
+and moved into place, :mod:`gcann.fileio`).
+"""
+from __future__ import annotations
+
+
+import click
+
+from .common import UserError
+from .dirac import dirac
+
+__all__ = ["UserError", "cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """gcann: Dirac-GAN dynamics and the GCANN training controller."""
+
+
+cli.add_command(dirac)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="gcann", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("gcann: aborted", err=True)
+        return 1
+    except click.ClickException as e:
+        msg = e.format_message().replace("\n", " ")
+        click.echo(f"gcann: error: {msg}", err=True)
+        return 2
+    return 0

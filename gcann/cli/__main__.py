@@ -1,0 +1,5 @@
+import sys
+
+from gcann.cli import main
+
+sys.exit(main())

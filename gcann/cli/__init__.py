@@ -1,6 +1,8 @@
 """The ``gcann`` command line, one module per command group.
 
 * ``gcann dirac ...``  the Dirac-GAN testbed (:mod:`gcann.cli.dirac`)
+* ``gcann train``, ``gcann sample``  training runs (:mod:`gcann.cli.train`)
+* ``gcann sweep``  many runs through submitit (:mod:`gcann.cli.sweep`)
 
 User mistakes are reported as one line on stderr (``gcann: error: ...``) with
 exit status 2; nothing is half-written (outputs are written to a temporary file
@@ -12,6 +14,7 @@ from __future__ import annotations
 import click
 
 from .common import UserError
+from . import train as _train
 from .dirac import dirac
 
 __all__ = ["UserError", "cli", "main"]
@@ -23,6 +26,7 @@ def cli():
 
 
 cli.add_command(dirac)
+_train.register(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,5 +40,5 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         msg = e.format_message().replace("\n", " ")
         click.echo(f"gcann: error: {msg}", err=True)
-        return 2
+        return e.exit_code if e.exit_code not in (0, 1) else 2
     return 0

@@ -1,0 +1,269 @@
+"""``gcann train``, ``gcann sample`` and ``gcann sweep``: the training stack from the command line.
+
+Every field of :class:`~gcann.train.config.TrainConfig` is an option
+(``--batch-size 64``, ``--lr-d 1e-4``, ``--reg r1,noise``); a preset supplies
+the rest. ``--set KEY=VALUE`` reaches the same fields (and the controller's
+``--set gcann='{"p": 3}'``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import UserError
+
+# ---------------------------------------------------------------------------- #
+# options generated from TrainConfig
+# ---------------------------------------------------------------------------- #
+_NAMED = {  # fields with hand-written options (the issue's names)
+    "data_root": dict(metavar="DIR", help="local root of the data (CelebA, 3DBiCar, an image or mesh folder)"),
+    "controller": dict(metavar="gcann|none", help="drive the run with the GCANN controller, or not"),
+    "loss": dict(metavar="NAME", help="gan nsgan wgan lsgan alpha_sat alpha_ns hinge"),
+    "reg": dict(metavar="R[,R...]", help="regularisers: r1 r2 gp gp0 dragan l2 noise"),
+    "seed": dict(metavar="N", type=int, help="seed of every random stream of the run"),
+    "epochs": dict(metavar="N", type=int, help="training length in epochs"),
+    "max_steps": dict(metavar="N", type=int, help="training length in steps, counted from the run's start"),
+    "log_every": dict(metavar="N", type=int, help="metrics.jsonl row every N steps (default 10)"),
+}
+
+
+def _field_type(f: dataclasses.Field) -> str:
+    return str(f.type).replace(" ", "")
+
+
+def _field_help() -> dict[str, str]:
+    """Each TrainConfig field's one-line comment, as option help."""
+    import inspect
+    import re
+
+    from gcann.train.config import TrainConfig
+
+    out = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _config_options(fn):
+    from gcann.train.config import TrainConfig
+
+    helps = _field_help()
+    for f in reversed(dataclasses.fields(TrainConfig)):
+        if f.name in ("preset",):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "ema":
+            fn = click.option(flag, "ema", type=float, default=None, is_flag=False, flag_value=0.999,
+                              metavar="[BETA]", help="generator EMA; alone: β = 0.999; 0 turns it off")(fn)
+            continue
+        if f.name in _NAMED:
+            kw = dict(_NAMED[f.name])
+            kw.setdefault("type", str)
+            fn = click.option(flag, f.name, default=None, **kw)(fn)
+            continue
+        t = _field_type(f)
+        if t == "bool":
+            fn = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None,
+                              help=helps.get(f.name, f.name))(fn)
+        elif t in ("int", "int|None"):
+            fn = click.option(flag, f.name, type=int, default=None, metavar="N", help=helps.get(f.name, f.name))(fn)
+        elif t == "float":
+            fn = click.option(flag, f.name, type=float, default=None, metavar="X", help=helps.get(f.name, f.name))(fn)
+        elif t == "dict":
+            fn = click.option(flag, f.name, default=None, metavar="JSON", help=helps.get(f.name, f.name) + " (JSON)")(fn)
+        else:
+            fn = click.option(flag, f.name, type=str, default=None, metavar="TEXT", help=helps.get(f.name, f.name))(fn)
+    return fn
+
+
+def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def _overrides(kw: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
+    over = {k: v for k, v in kw.items() if v is not None}
+    if "gcann" in over:
+        try:
+            over["gcann"] = json.loads(over["gcann"])
+        except json.JSONDecodeError as e:
+            raise UserError(f"--gcann must be a JSON object, got {over['gcann']!r} ({e.msg})") from None
+    over.update(_parse_set(sets))
+    return over
+
+
+def _build_config(preset: str, over: dict[str, Any]):
+    from gcann.train.config import ConfigError, TrainConfig
+    from gcann.train.presets import train_preset
+
+    try:
+        cfg = train_preset(preset, **over)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(over) - known)
+    if unknown:
+        raise UserError(f"unknown config key(s) {', '.join(unknown)}")
+    return cfg
+
+
+def _default_out(cfg) -> Path:
+    base = Path("runs") / f"{cfg.preset or 'run'}-{cfg.controller}-seed{cfg.seed}"
+    out, k = base, 1
+    while out.exists() and any(out.iterdir()):
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before computing when the run folder cannot be made or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".gcann-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {folder}: {e.strerror or e}") from None
+
+
+class Diverged(click.ClickException):
+    """Training stopped on a NaN/Inf loss: exit status 3."""
+
+    exit_code = 3
+
+
+def _run(make_trainer) -> None:
+    from gcann.controller import NonFiniteLossError
+    from gcann.data import DataError
+    from gcann.train import ConfigError, RunError, TrainingDiverged
+    from gcann.train.checkpoint import CheckpointError
+
+    try:
+        trainer = make_trainer()
+        click.echo(f"run folder {trainer.run_dir}: {trainer.total_steps} steps "
+                   f"({trainer.steps_per_epoch} per epoch), step {trainer.step} now, device {trainer.device}, "
+                   f"controller {trainer.cfg.controller}", err=True)
+        result = trainer.fit()
+    except (ConfigError, RunError, DataError, CheckpointError, NonFiniteLossError) as e:
+        raise UserError(str(e)) from None
+    except TrainingDiverged as e:
+        raise Diverged(str(e)) from None
+    click.echo(f"finished: {result.step} steps; last checkpoint {result.checkpoint}", err=True)
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--preset", default=None, metavar="NAME", help="named configuration (gcann train --list)")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="continue the run in DIR from its latest checkpoint")
+@click.option("--out", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="run folder [default: runs/<preset>-<controller>-seed<N>]")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config value (JSON or text)")
+@click.option("--list", "list_", is_flag=True, help="list the presets and exit")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_config_options
+def train(preset, resume, out, sets, list_, quiet, **kw):
+    """Train a GAN (a preset, any value overridable), or continue a run with --resume."""
+    from gcann.train.presets import TRAIN_PRESETS
+
+    if list_:
+        for name, (desc, _) in TRAIN_PRESETS.items():
+            click.echo(f"{name:22s} {desc}")
+        return
+    over = _overrides(kw, sets)
+    if resume is not None:
+        extra = sorted(set(over) - {"max_steps"}) + (["--preset"] if preset else []) + (["--out"] if out else [])
+        if extra:
+            raise UserError(f"--resume continues a run with its own config; only --max-steps may be given "
+                            f"(got {', '.join(extra)})")
+        if not resume.is_dir():
+            raise UserError(f"--resume {resume}: no such run folder")
+        _check_writable(resume)
+        from gcann.train import Trainer
+
+        _run(lambda: Trainer.resume(resume, max_steps=over.get("max_steps"), quiet=quiet))
+        return
+    if preset is None:
+        raise UserError("give --preset NAME (gcann train --list shows them) or --resume DIR")
+    cfg = _build_config(preset, over)
+    out = out if out is not None else _default_out(cfg)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"run folder {out} exists and is not empty: continue it with `gcann train --resume {out}` "
+                        "or choose another --out")
+    _check_writable(out)
+    from gcann.train import Trainer
+
+    _run(lambda: Trainer(cfg, out, quiet=quiet))
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(1, 100_000), default=64, help="number of samples")
+@click.option("--seed", type=int, default=0, help="seed of the latent codes")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="a .png (grid or voxel renders) or .npz (the samples) [default: <run>/samples/sample-<step>-seed<N>.png]")
+@click.option("--no-ema", is_flag=True, help="use the raw generator even if the run kept an EMA")
+@click.option("--device", default="cpu", help="cpu or cuda")
+def sample(ckpt, n, seed, out, no_ema, device):
+    """Draw samples from a checkpoint (or a run folder's latest one)."""
+    import numpy as np
+    import torch
+
+    from gcann.train.checkpoint import CheckpointError, load_generator
+    from gcann.train.loop import RunError, recompute_bn_stats, resolve_device
+
+    if out is not None and out.suffix not in (".png", ".npz"):
+        raise UserError(f"--out must end in .png or .npz, got {out}")
+    try:
+        dev = resolve_device(device)
+        G, info = load_generator(ckpt, ema=not no_ema, device=dev)
+    except (CheckpointError, RunError, RuntimeError) as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    if out is None:
+        run_dir = Path(info["path"]).parent.parent
+        out = run_dir / "samples" / f"sample-{info['step']:07d}-seed{seed}.png"
+    cfg = info["config"]
+    if info["ema"] and cfg.get("ema_bn") == "recompute":
+        recompute_bn_stats(G, info["nz"], min(n, cfg["batch_size"]), dev, seed=cfg["seed"] + 4)
+    with torch.no_grad():
+        z = torch.randn(n, info["nz"], generator=torch.Generator().manual_seed(seed)).to(dev)
+        x = torch.cat([G(zb) for zb in z.split(256)]).float().cpu()
+    from gcann.fileio import atomic_write
+    from gcann.train.plots import save_image_grid, save_voxel_renders
+
+    if out.suffix == ".npz":
+        if info["kind"] == "image":
+            arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        else:
+            arr = x[:, 0].numpy()
+        atomic_write(out, lambda p: np.savez_compressed(p, samples=arr))
+    elif info["kind"] == "image":
+        save_image_grid(x, out)
+    else:
+        save_voxel_renders(x, out, max_items=n)
+    click.echo(str(out))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(train)
+    group.add_command(sample)
+    from .sweep import sweep
+
+    group.add_command(sweep)
+

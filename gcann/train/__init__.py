@@ -1,0 +1,19 @@
+"""The training stack the GCANN controller drives.
+
+* :mod:`.config`     ``TrainConfig``: every value of a run, validated
+* :mod:`.presets`    named configurations (``celeba-dcgan``, ``celeba-dcg-gcann``, ...)
+* :mod:`.objective`  minibatch losses and regularisers from ``dynamics.objectives``
+* :mod:`.control`    the controller's decisions as per-step plans (and the lag)
+* :mod:`.stream`     the resumable batch stream
+* :mod:`.loop`       ``Trainer``: the one training loop
+* :mod:`.checkpoint` atomic checkpoints, ``load_generator``
+* :mod:`.distributed` data parallelism under ``torchrun``
+* :mod:`.plots`      sample grids, voxel renders, loss curves
+* :mod:`.sweep`      multi-seed / multi-config sweeps through submitit
+"""
+from .config import ConfigError, TrainConfig
+from .loop import RunError, RunResult, Trainer, TrainingDiverged
+from .presets import TRAIN_PRESETS, train_preset
+
+__all__ = ["ConfigError", "RunError", "RunResult", "TRAIN_PRESETS", "Trainer", "TrainConfig", "TrainingDiverged",
+           "train_preset"]

@@ -1,0 +1,201 @@
+"""The configuration of one training run, and its validation.
+
+Every value of a run lives in one flat :class:`TrainConfig`; presets
+(:mod:`gcann.train.presets`) are named instances, the CLI overrides any field,
+and the resolved config is written to the run folder as ``config.json``, from
+which ``gcann train --resume`` and ``gcann sample`` rebuild the run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["ConfigError", "TrainConfig", "PENALTY_NAMES", "REG_NAMES"]
+
+#: discriminator penalties of ``dynamics.objectives.PENALTIES`` the trainer applies
+PENALTY_NAMES = ("r1", "r2", "gp", "dragan")
+#: everything ``reg`` may list: the penalties, L2 on D, instance noise, and "gp0" (WGAN-GP with c = 0)
+REG_NAMES = (*PENALTY_NAMES, "gp0", "l2", "noise")
+
+
+class ConfigError(ValueError):
+    """A training configuration value is out of range or unknown (one line)."""
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Comments give each field's meaning; defaults make a plain DCGAN on MNIST-5k."""
+
+    # --- data
+    dataset: str = "mnist5k"              # gcann.data dataset name (celeba, images, fashion-mnist, mnist5k, bicar3d, biped, ...)
+    data_root: str | None = None          # local root of the data (None: the dataset's embedded default)
+    resolution: int = 28                  # image side or voxel grid side
+    channels: int = 1                     # image channels (1 for voxels)
+    num_workers: int = 0                  # DataLoader workers for file-backed datasets (0: load in the main process)
+    # --- networks
+    arch: str = "dcgan"                   # "dcgan" (images) or "voxel" (3D-GAN)
+    nz: int = 100                         # latent dimension
+    width_g: int = 64                     # generator base width (DCGAN ngf)
+    width_d: int = 64                     # discriminator base width (DCGAN ndf)
+    norm_g: str = "batch"                 # generator normalisation: batch | none
+    norm_d: str = "batch"                 # discriminator normalisation: batch | layer | none
+    # --- objective (dynamics.objectives, shared with the Dirac-GAN testbed)
+    loss: str = "nsgan"                   # gan | nsgan | wgan | lsgan | alpha_sat | alpha_ns | hinge
+    alpha_d: float = 1.0                  # (α_D, α_G)-losses: the discriminator's α
+    alpha_g: float = 1.0                  # (α_D, α_G)-losses: the generator's α
+    lsgan_a: float = 0.0                  # LSGAN: target of fakes for D
+    lsgan_b: float = 1.0                  # LSGAN: target of reals for D
+    lsgan_c: float = 1.0                  # LSGAN: target of fakes for G
+    reg: tuple[str, ...] = ()             # regularisers: r1, r2, gp, gp0, dragan, l2, noise (any combination)
+    gamma: float = 10.0                   # penalty weight γ (γ/2·E‖∇D‖² for R1/R2, γ/2·E(‖∇D‖−c)² for gp/dragan)
+    gp_center: float = 1.0                # gradient-norm target c of gp/dragan (gp0 forces 0)
+    reg_every: int = 1                    # lazy R1/R2: apply every k D steps with weight k·γ (1: every step)
+    l2: float = 1e-4                      # L2 on D (reg "l2"): l2/2·‖ψ‖² added to D's loss
+    noise_sigma: float = 0.1              # instance noise (reg "noise"): initial σ, added to D's inputs
+    noise_anneal_steps: int = 0           # σ decays linearly to 0 over this many steps (0: constant σ)
+    # --- optimisation
+    lr_d: float = 2e-4                    # discriminator learning rate (Adam)
+    lr_g: float = 2e-4                    # generator learning rate (Adam)
+    beta1: float = 0.5                    # Adam β₁ (DCGAN)
+    beta2: float = 0.999                  # Adam β₂
+    batch_size: int = 128                 # global batch (split over processes under torchrun)
+    epochs: int = 100                     # training length in epochs of steps (steps_per_epoch = len(data) // batch)
+    max_steps: int | None = None          # training length in steps, counted from the run's start (overrides epochs)
+    # --- generator EMA
+    ema: float = 0.0                      # EMA decay β of G's weights (0: off); samples and metrics use the EMA
+    ema_start: int = 0                    # steps before the EMA starts (it copies G until then)
+    ema_bn: str = "recompute"             # EMA batch-norm statistics: recompute (from EMA weights) | copy (from G)
+    # --- controller
+    controller: str = "none"              # none | gcann
+    gcann_preset: str = "paper-celeba"    # gcann.presets name: the paper's controller values
+    gcann: dict = field(default_factory=dict)  # GCANNConfig overrides (e.g. {"p": 3}); lr_d/lr_g come from above
+    controller_lag: int = 0               # steps between the losses observed and the step they govern (0: auto, see docs)
+    diversity_metric: str = "l2"          # diversity loss distance: l2 (pixel/voxel) | cosine
+    # --- run
+    seed: int = 0                         # seeds every random stream of the run
+    device: str = "auto"                  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"               # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    channels_last: bool = True            # channels-last memory format on CUDA
+    compile: bool = False                 # torch.compile the networks
+    log_every: int = 10                   # metrics.jsonl / TensorBoard row every this many steps
+    sample_every: int = 500               # sample grid / voxel render and loss curves every this many steps
+    ckpt_every: int = 1000                # checkpoint every this many steps (and at the end)
+    keep_checkpoints: int = 3             # checkpoints kept (older ones deleted)
+    eval_every: int = 0                   # metrics every this many steps (0: only at the end if metrics are set)
+    metrics: tuple[str, ...] = ()         # gcann.metrics names computed at evaluations
+    eval_samples: int = 2048              # generated samples per evaluation
+    num_samples: int = 64                 # samples in each grid / render
+    preset: str | None = None             # the preset this config came from (informational)
+
+    # ------------------------------------------------------------------ helpers
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reg"] = list(self.reg)
+        d["metrics"] = list(self.metrics)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**d).validated()
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes).validated()
+
+    @property
+    def kind(self) -> str:
+        """``"image"`` or ``"voxel"``."""
+        return "voxel" if self.arch == "voxel" else "image"
+
+    @property
+    def penalties(self) -> tuple[str, ...]:
+        """The gradient penalties among ``reg`` (``gp0`` is ``gp`` with c = 0)."""
+        return tuple("gp" if r == "gp0" else r for r in self.reg if r in (*PENALTY_NAMES, "gp0"))
+
+    def validated(self) -> "TrainConfig":
+        """Normalise list fields to tuples and check every value; returns ``self``."""
+        self.reg = _names(self.reg, "reg")
+        self.metrics = _names(self.metrics, "metrics")
+        from dynamics.objectives import GAN_LOSSES
+
+        _choice("loss", self.loss, tuple(GAN_LOSSES))
+        if self.loss == "gan_qp":
+            raise ConfigError("loss 'gan_qp' needs pairs of samples and is only in the Dirac testbed; "
+                              "choose gan, nsgan, wgan, lsgan, alpha_sat, alpha_ns or hinge")
+        bad = [r for r in self.reg if r not in REG_NAMES]
+        if bad:
+            raise ConfigError(f"unknown regulariser(s) {', '.join(bad)}; choose from {', '.join(REG_NAMES)}")
+        if "gp" in self.reg and "gp0" in self.reg:
+            raise ConfigError("reg lists both gp and gp0; choose one gradient-norm target")
+        _choice("arch", self.arch, ("dcgan", "voxel"))
+        _choice("norm_g", self.norm_g, ("batch", "none"))
+        _choice("norm_d", self.norm_d, ("batch", "layer", "none"))
+        _choice("ema_bn", self.ema_bn, ("recompute", "copy"))
+        _choice("controller", self.controller, ("none", "gcann"))
+        _choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        _choice("diversity_metric", self.diversity_metric, ("l2", "cosine"))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        for name in ("resolution", "channels", "nz", "width_g", "width_d", "batch_size", "epochs", "reg_every",
+                     "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "eval_samples", "num_samples"):
+            _int_at_least(name, getattr(self, name), 1)
+        for name in ("num_workers", "noise_anneal_steps", "ema_start", "eval_every", "controller_lag", "seed"):
+            _int_at_least(name, getattr(self, name), 0)
+        if self.max_steps is not None:
+            _int_at_least("max_steps", self.max_steps, 1)
+        for name in ("lr_d", "lr_g", "alpha_d", "alpha_g"):
+            _real(name, getattr(self, name), lo=0.0, strict=True)
+        for name in ("gamma", "gp_center", "l2", "noise_sigma"):
+            _real(name, getattr(self, name), lo=0.0)
+        for name in ("lsgan_a", "lsgan_b", "lsgan_c"):
+            _real(name, getattr(self, name))
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            _real(name, v, lo=0.0)
+            if v >= 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
+        v = self.ema
+        _real("ema", v, lo=0.0)
+        if v >= 1:
+            raise ConfigError(f"ema must be in [0, 1) (0 turns it off), got {v!r}")
+        if self.num_samples < 2:
+            raise ConfigError(f"num_samples must be >= 2, got {self.num_samples}")
+        if not isinstance(self.gcann, dict):
+            raise ConfigError(f"gcann must be a dict of GCANNConfig overrides, got {self.gcann!r}")
+        if self.kind == "voxel" and self.channels != 1:
+            raise ConfigError(f"voxel grids have one channel; got channels={self.channels}")
+        return self
+
+
+def _names(v: Any, name: str) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [s.strip() for s in v.split(",")]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) for s in v):
+        raise ConfigError(f"{name} must be a comma-separated list of names, got {v!r}")
+    if any(s == "" for s in v):
+        raise ConfigError(f"{name} has an empty item: {','.join(v)!r}")
+    if len(set(v)) != len(v):
+        raise ConfigError(f"{name} lists a name twice: {','.join(v)!r}")
+    return tuple(s for s in v if s != "none")
+
+
+def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> None:
+    if v not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {v!r}")
+
+
+def _int_at_least(name: str, v: Any, low: int) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {v!r}")
+
+
+def _real(name: str, v: Any, lo: float | None = None, strict: bool = False) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        raise ConfigError(f"{name} must be a finite number, got {v!r}")
+    if lo is not None and (v <= lo if strict else v < lo):
+        raise ConfigError(f"{name} must be {'>' if strict else '>='} {lo:g}, got {v!r}")

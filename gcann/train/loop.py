@@ -1,0 +1,631 @@
+"""One training loop for every GAN of the package, with its parts injected.
+
+:class:`Trainer` holds a run: the networks, their optimisers, the objective
+(:mod:`gcann.train.objective`), the generator EMA, the controller
+(:mod:`gcann.train.control`), the data stream (:mod:`gcann.train.stream`) and
+the metrics hook (:mod:`gcann.metrics`). Any of them can be passed in instead
+of built from the config. One step:
+
+1. the losses measured ``lag`` steps ago are read (checked for NaN/Inf) and
+   given to the controller, whose decision becomes this step's plan;
+2. D takes ``plan.d_steps`` updates (the first on this step's batch, each
+   further one on a fresh batch and fresh fakes), G takes ``plan.g_steps``
+   updates (the first on this step's fakes, each further one on fresh noise;
+   the diversity term is added when the plan says so); a network with 0
+   updates only has its loss evaluated, so the controller always sees both;
+3. the EMA follows G; the measured losses are queued for the controller.
+
+The run folder (rank 0 only) holds ``config.json``, ``metrics.jsonl``,
+``events.jsonl``, ``checkpoints/``, ``samples/``, ``loss_curves.png``,
+``status.json`` and TensorBoard event files under ``tb/``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import sys
+import time
+from collections import deque
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gcann.adapter import set_lr
+from gcann.controller import GCANNConfig, GCANNController
+from gcann.diversity import diversity_term
+from gcann.fileio import atomic_write_text
+
+from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig
+from .control import ConstantControl, Control, GCANNControl, Plan
+from .distributed import Dist, all_mean, average_gradients, init_distributed, sync_batchnorm
+from .objective import GANObjective
+from .stream import BatchStream
+
+__all__ = ["RunError", "RunResult", "Trainer", "TrainingDiverged", "gcann_config", "resolve_device"]
+
+
+class RunError(ValueError):
+    """The run cannot start or continue as asked (one line)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path | None
+    step: int                  # steps completed
+    checkpoint: Path | None    # the last checkpoint written
+
+
+@dataclass
+class _Pending:
+    """The losses of one step, on their way to the host."""
+
+    step: int
+    plan: Plan
+    values: Tensor | list[float]   # [loss_d, loss_g, diversity or nan]
+    event: Any = None              # CUDA event after the non-blocking copy
+    logged: bool = False           # its metrics row (if any) is written
+
+    def read(self) -> list[float]:
+        if isinstance(self.values, list):
+            return self.values
+        if self.event is not None:
+            self.event.synchronize()
+        self.values = [float(v) for v in self.values.tolist()]
+        self.event = None
+        return self.values
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"device {name!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
+    return dev
+
+
+def gcann_config(cfg: TrainConfig, steps_per_epoch: int) -> GCANNConfig:
+    """The controller's config: the named preset, the run's learning rates, the ``gcann`` overrides."""
+    from gcann.presets import preset
+
+    try:
+        return preset(cfg.gcann_preset, steps_per_epoch=steps_per_epoch,
+                      **{"lr_d": cfg.lr_d, "lr_g": cfg.lr_g, **cfg.gcann})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"controller config: {e}") from None
+
+
+class Trainer:
+    """A training run; :meth:`fit` trains it to ``total_steps``."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path | None = None,
+        *,
+        dataset: Any = None,                       # a gcann.data dataset (default: built from cfg)
+        control: Control | None = None,            # the controller (default: from cfg.controller)
+        metrics_hook: Callable[["Trainer"], dict] | None = None,  # evaluation (default: cfg.metrics)
+        quiet: bool = False,                       # no progress bar
+        _resume: dict | None = None,
+    ) -> None:
+        self.cfg = cfg = cfg.validated()
+        self.device = resolve_device(cfg.device)
+        self.dist: Dist = init_distributed(self.device.type)
+        if self.device.type == "cuda" and self.dist.active and cfg.device in ("auto", "cuda"):
+            self.device = torch.device("cuda", self.dist.rank % torch.cuda.device_count())
+        if cfg.batch_size % self.dist.world:
+            raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {self.dist.world} processes")
+        self.local_batch = cfg.batch_size // self.dist.world
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.writes = self.run_dir is not None and self.dist.is_main
+        self.quiet = quiet
+
+        # data
+        if dataset is None:
+            from gcann.data import build_dataset
+
+            dataset = build_dataset(cfg.dataset, cfg.data_root, resolution=cfg.resolution)
+        self.dataset = dataset
+        expected = (cfg.channels, cfg.resolution, cfg.resolution) if cfg.kind == "image" else (1,) + (cfg.resolution,) * 3
+        shape = tuple(getattr(dataset, "sample_shape", tuple(dataset[0].shape)))
+        if shape != expected:
+            raise ConfigError(f"dataset {cfg.dataset!r} gives samples of shape {shape}, the {cfg.arch} networks "
+                              f"expect {expected}: set resolution/channels to match")
+        try:
+            self.stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, device=self.device,
+                                      rank=self.dist.rank, world=self.dist.world, num_workers=cfg.num_workers)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.steps_per_epoch = self.stream.steps_per_epoch
+        self.total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * self.steps_per_epoch
+
+        # networks and optimisers
+        from gcann.models import build_models
+
+        torch.manual_seed(cfg.seed)
+        G, D = build_models(cfg.arch, resolution=cfg.resolution, channels=cfg.channels, nz=cfg.nz,
+                            width_g=cfg.width_g, width_d=cfg.width_d, norm_g=cfg.norm_g, norm_d=cfg.norm_d)
+        self.G_ema = copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema > 0 else None
+        if self.dist.active:
+            G, D = sync_batchnorm(G, self.device.type), sync_batchnorm(D, self.device.type)
+        cuda = self.device.type == "cuda"
+        fmt = (torch.channels_last if cfg.kind == "image" else torch.channels_last_3d) if cuda and cfg.channels_last \
+            else torch.contiguous_format
+        self.memory_format = fmt
+        self.G = G.to(self.device, memory_format=fmt)
+        self.D = D.to(self.device, memory_format=fmt)
+        if self.G_ema is not None:
+            self.G_ema.to(self.device, memory_format=fmt)
+        self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
+        self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.autocast_dtype = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)) \
+            else None
+        if self.autocast_dtype is not None and not cuda:
+            raise ConfigError("precision bf16 is for CUDA runs; use fp32 (or auto) on the CPU")
+
+        # objective, noise, controller
+        self.objective = GANObjective(cfg)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.gcann_config: GCANNConfig | None = None
+        if control is None:
+            if cfg.controller == "gcann":
+                self.gcann_config = gcann_config(cfg, self.steps_per_epoch)
+                control = GCANNControl(GCANNController(self.gcann_config))
+            else:
+                control = ConstantControl(cfg.lr_d, cfg.lr_g)
+        elif isinstance(control, GCANNControl):
+            self.gcann_config = control.controller.config
+        self.control = control
+        self.lag = cfg.controller_lag or (2 if cuda else 1)
+        self.metrics_hook = metrics_hook
+
+        # fixed latent codes for sample grids (their own generator: sampling never moves the training streams)
+        self.sample_z = torch.randn(cfg.num_samples, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 2))
+
+        self.step = 0
+        self.d_updates = 0
+        self.pending: deque[_Pending] = deque()
+        self.last_ckpt: Path | None = None
+        self.last_losses: list[float] | None = None
+        self._tb = None
+        if _resume is not None:
+            self._load_state(_resume)
+
+    # ================================================================== public
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, max_steps: int | None = None, quiet: bool = False,
+               **parts: Any) -> "Trainer":
+        """Continue the run in ``run_dir`` from its latest checkpoint (``max_steps`` counts from the run's start)."""
+        run_dir = Path(run_dir)
+        state = load_checkpoint(run_dir)
+        cfg = TrainConfig.from_dict(state["config"])
+        if max_steps is not None:
+            cfg = cfg.replace(max_steps=max_steps)
+        trainer = cls(cfg, run_dir, quiet=quiet, _resume=state, **parts)
+        if trainer.writes:
+            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        return trainer
+
+    def fit(self) -> RunResult:
+        """Train until ``total_steps``; returns where the run stopped."""
+        if self.writes:
+            self._open_run_dir()
+        bar = self._progress()
+        t0, s0 = time.perf_counter(), self.step
+        try:
+            while self.step < self.total_steps:
+                self._observe_due()
+                self._train_step()
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                    if self.last_losses is not None:
+                        p = self.control.plan()
+                        bar.set_postfix_str(f"D {self.last_losses[0]:.3f} G {self.last_losses[1]:.3f} "
+                                            f"lr {p.lr_d:.1e}/{p.lr_g:.1e}", refresh=False)
+                self._periodic(final=self.step == self.total_steps)
+            self._drain()
+        except TrainingDiverged as e:
+            self._write_status("diverged", str(e))
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
+        self._write_status("finished", f"{self.step} steps in {time.perf_counter() - t0:.1f} s "
+                                       f"({(self.step - s0) / max(time.perf_counter() - t0, 1e-9):.2f} steps/s)")
+        return RunResult(self.run_dir, self.step, self.last_ckpt)
+
+    def sample(self, z: Tensor | None = None, *, ema: bool = True, n: int | None = None,
+               seed: int = 0) -> Tensor:
+        """Generated samples in the data's range (no gradient; training streams untouched)."""
+        net = self._sampler(ema)
+        if z is None:
+            z = torch.randn(n or self.cfg.num_samples, self.cfg.nz, generator=torch.Generator().manual_seed(seed))
+        was = net.training
+        net.eval()
+        with torch.no_grad(), self._autocast():
+            out = net(z.to(self.device)).float()
+        net.train(was)
+        return out
+
+    # ================================================================== one step
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _draw(self, fn, shape: tuple[int, ...]) -> Tensor:
+        """This process's rows of a draw over the global batch (``shape[0]`` is the local batch)."""
+        b, w = shape[0], self.dist.world
+        x = fn((b * w, *shape[1:]), generator=self.noise_gen, device=self.device)
+        return x if w == 1 else x[self.dist.rank * b:(self.dist.rank + 1) * b]
+
+    def _randn(self, shape) -> Tensor:
+        return self._draw(torch.randn, tuple(shape))
+
+    def _rand(self, shape) -> Tensor:
+        return self._draw(torch.rand, tuple(shape))
+
+    def _fake(self) -> Tensor:
+        return self.G_fwd(self._randn((self.local_batch, self.cfg.nz)))
+
+    def _real(self) -> Tensor:
+        return self.stream.next().contiguous(memory_format=self.memory_format)
+
+    def _train_step(self) -> None:
+        cfg, t = self.cfg, self.step
+        plan = self.control.plan()
+        set_lr(self.opt_d, plan.lr_d)
+        set_lr(self.opt_g, plan.lr_g)
+        real = self._real()
+        with self._autocast():
+            fake = self._fake()
+
+        # ---- discriminator
+        loss_d = None
+        for k in range(plan.d_steps):
+            if k == 0:
+                xr, xf = real, fake.detach()
+            else:
+                xr = self._real()
+                with torch.no_grad(), self._autocast():
+                    xf = self._fake()
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, self.d_updates, self._rand, self._randn)
+            total.backward()
+            average_gradients(list(self.D.parameters()), self.dist.world)
+            self.opt_d.step()
+            self.d_updates += 1
+            if k == 0:
+                loss_d = gan.detach()
+        if loss_d is None:
+            with torch.no_grad(), self._autocast():
+                loss_d = self.objective.d_gan_loss(self.D_fwd, real, fake.detach(), t, self._randn)
+
+        # ---- generator
+        loss_g = None
+        div = torch.full((), math.nan, device=self.device)
+        self.D.requires_grad_(False)
+        try:
+            for k in range(plan.g_steps):
+                if k > 0:
+                    with self._autocast():
+                        fake = self._fake()
+                self.opt_g.zero_grad(set_to_none=True)
+                with self._autocast():
+                    gan_g = self.objective.g_loss(self.D_fwd, fake, t, self._randn)
+                total_g = gan_g
+                if plan.use_diversity:
+                    term = diversity_term(fake.float(), self.gcann_config or GCANNConfig(),
+                                          metric=cfg.diversity_metric)
+                    total_g = total_g + term
+                    if k == 0:
+                        div = term.detach()
+                total_g.backward()
+                average_gradients(list(self.G.parameters()), self.dist.world)
+                self.opt_g.step()
+                self._ema_update()
+                if k == 0:
+                    loss_g = gan_g.detach()
+            if loss_g is None:
+                with torch.no_grad(), self._autocast():
+                    loss_g = self.objective.g_loss(self.D_fwd, fake.detach(), t, self._randn)
+        finally:
+            self.D.requires_grad_(True)
+
+        values = all_mean(torch.stack([loss_d.float(), loss_g.float(), div.float()]), self.dist.world)
+        entry = _Pending(t, plan, values)
+        if self.device.type == "cuda":
+            host = torch.empty(3, pin_memory=True)
+            host.copy_(values, non_blocking=True)
+            entry.values, entry.event = host, torch.cuda.Event()
+            entry.event.record()
+        self.pending.append(entry)
+
+    def _ema_update(self) -> None:
+        if self.G_ema is None:
+            return
+        beta = self.cfg.ema if self.step >= self.cfg.ema_start else 0.0
+        with torch.no_grad():
+            ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
+            torch._foreach_lerp_(ema_p, p, 1.0 - beta)
+            for eb, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                eb.copy_(b)
+
+    # ================================================================== controller, logs, NaN
+    def _observe_due(self) -> None:
+        """Read the losses of steps ``<= step - lag`` and give them to the controller."""
+        while self.pending and self.pending[0].step <= self.step - self.lag:
+            self._consume(self.pending.popleft(), observe=True)
+
+    def _drain(self) -> None:
+        """At the end: read (not observe) what is still queued, for logs and the NaN check."""
+        for entry in self.pending:
+            self._check_finite(entry)
+            self._log(entry)
+
+    def _check_finite(self, entry: _Pending) -> list[float]:
+        ld, lg, _ = vals = entry.read()
+        if not (math.isfinite(ld) and math.isfinite(lg)):
+            where = (f"the last good checkpoint is {self.last_ckpt}" if self.last_ckpt is not None
+                     else "no checkpoint was written before it")
+            raise TrainingDiverged(f"non-finite loss at step {entry.step} (loss_d={ld}, loss_g={lg}): "
+                                   f"training stopped; {where}")
+        return vals
+
+    def _consume(self, entry: _Pending, observe: bool) -> None:
+        ld, lg, _ = self._check_finite(entry)
+        self.last_losses = [ld, lg]
+        if observe:
+            events = self.control.observe(ld, lg)
+            if events and self.writes:
+                with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as f:
+                    for e in events:
+                        f.write(json.dumps({**e.to_dict(), "observed_step": entry.step,
+                                            "step": entry.step + self.lag}) + "\n")
+        if not entry.logged:
+            self._log(entry)
+
+    def _log(self, entry: _Pending) -> None:
+        s = entry.step
+        entry.logged = True
+        if not self.writes or (s % self.cfg.log_every != 0 and s != self.total_steps - 1):
+            return
+        ld, lg, div = entry.read()
+        p = entry.plan
+        row = {"step": s, "epoch": s / self.steps_per_epoch, "loss_d": ld, "loss_g": lg, "lr_d": p.lr_d,
+               "lr_g": p.lr_g, "d_steps": p.d_steps, "g_steps": p.g_steps, "sigma": self.objective.sigma(s),
+               "time": time.time()}
+        if math.isfinite(div):
+            row["diversity"] = div
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        tb = self._writer()
+        if tb is not None:
+            for k in ("loss_d", "loss_g", "lr_d", "lr_g", "diversity", "sigma"):
+                if k in row:
+                    tb.add_scalar(f"train/{k}", row[k], s)
+
+    # ================================================================== periodic work
+    def _periodic(self, final: bool) -> None:
+        cfg, k = self.cfg, self.step
+        if k % cfg.ckpt_every == 0 or final:
+            self.save()
+        if self.writes and (k % cfg.sample_every == 0 or final):
+            self._write_samples()
+        if (cfg.metrics or self.metrics_hook is not None) and self.dist.is_main and (
+                (cfg.eval_every and k % cfg.eval_every == 0) or final):
+            self._evaluate()
+
+    def _write_samples(self) -> None:
+        from .plots import save_image_grid, save_loss_curves, save_voxel_renders
+
+        x = self.sample(self.sample_z)
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        if self.cfg.kind == "image":
+            save_image_grid(x, path)
+        else:
+            save_voxel_renders(x, path)
+        save_loss_curves(self.run_dir)
+
+    def _evaluate(self) -> None:
+        if self.metrics_hook is not None:
+            result = self.metrics_hook(self)
+        else:
+            from gcann.metrics import EvalContext, compute_metrics
+
+            gen = torch.Generator().manual_seed(self.cfg.seed + 3)
+
+            def sample(n: int) -> Tensor:
+                return self.sample(torch.randn(n, self.cfg.nz, generator=gen))
+
+            data = getattr(self.dataset, "data", None)
+            ctx = EvalContext(sample=sample, kind=self.cfg.kind, reals=data,
+                              dataset_key=getattr(self.dataset, "key", None), device=self.device,
+                              num_samples=self.cfg.eval_samples, options={"dataset": self.dataset})
+            result = compute_metrics(list(self.cfg.metrics), ctx)
+        if self.writes:
+            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": self.step, "eval": result}) + "\n")
+            tb = self._writer()
+            if tb is not None:
+                for key, v in result.items():
+                    if isinstance(v, (int, float)):
+                        tb.add_scalar(f"eval/{key}", v, self.step)
+
+    # ================================================================== checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (reads the queued losses: a host synchronisation)."""
+        pending = []
+        for entry in self.pending:
+            vals = self._check_finite(entry)
+            pending.append({"step": entry.step, "plan": vars(entry.plan).copy(), "values": vals,
+                            "logged": entry.logged})
+        return {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "d_updates": self.d_updates,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "control": self.control.state_dict(),
+            "stream": self.stream.state_dict(),
+            "pending": pending,
+            "rng": {
+                "noise": self.noise_gen.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+            "torch_version": torch.__version__,
+        }
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0; the others only verify the losses)."""
+        state = self.state_dict()
+        if not self.writes:
+            return None
+        self.last_ckpt = save_checkpoint(checkpoint_path(self.run_dir, self.step), state,
+                                         keep=self.cfg.keep_checkpoints)
+        return self.last_ckpt
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.d_updates = int(state["d_updates"])
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.G_ema is not None:
+            if state["G_ema"] is None:
+                raise RunError("the checkpoint has no EMA generator but the config asks for one")
+            self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        try:
+            self.control.load_state_dict(state["control"])
+        except (KeyError, ValueError) as e:
+            raise RunError(f"cannot restore the controller from {state['path']}: {e}") from None
+        self.stream.load_state_dict(state["stream"])
+        self.pending = deque()
+        for p in state["pending"]:
+            self.pending.append(_Pending(p["step"], Plan(**p["plan"]), list(p["values"]), logged=p["logged"]))
+        rng = state["rng"]
+        self.noise_gen.set_state(rng["noise"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.last_ckpt = Path(state["path"])
+        self._resumed_from = self.step
+        self._first_pending = self.pending[0].step if self.pending else self.step
+
+    # ================================================================== run folder
+    def _open_run_dir(self) -> None:
+        rd = self.run_dir
+        if getattr(self, "_resumed_from", None) is None:
+            if rd.exists() and any(rd.iterdir()):
+                raise RunError(f"run folder {rd} exists and is not empty: continue it with "
+                               f"`gcann train --resume {rd}` or choose another --out")
+            rd.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(rd / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+            for name in ("metrics.jsonl", "events.jsonl"):
+                (rd / name).touch()
+        else:
+            # rows written after the checkpoint by the interrupted process are dropped: the resumed run writes them again
+            _truncate_jsonl(rd / "metrics.jsonl", lambda r: r["step"] < self._first_pending
+                            or ("eval" in r and r["step"] <= self._resumed_from))
+            _truncate_jsonl(rd / "events.jsonl", lambda r: r.get("observed_step", -1) < self._first_pending)
+        for sub in ("checkpoints", "samples"):
+            (rd / sub).mkdir(exist_ok=True)
+        self._write_status("running", f"step {self.step} of {self.total_steps}")
+
+    def _writer(self):
+        if not self.writes:
+            return None
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+        return self._tb
+
+    def _write_status(self, state: str, message: str) -> None:
+        if self.writes and self.run_dir.exists():
+            doc = {"state": state, "step": self.step, "total_steps": self.total_steps, "message": message,
+                   "last_checkpoint": None if self.last_ckpt is None else str(self.last_ckpt)}
+            atomic_write_text(self.run_dir / "status.json", json.dumps(doc, indent=2) + "\n")
+
+    def _progress(self):
+        if self.quiet or not self.dist.is_main or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def _sampler(self, ema: bool) -> nn.Module:
+        if ema and self.G_ema is not None:
+            if self.cfg.ema_bn == "recompute":
+                recompute_bn_stats(self.G_ema, self.cfg.nz, self.local_batch, self.device, seed=self.cfg.seed + 4)
+            return self.G_ema
+        return self.G
+
+    def checkpoints(self) -> list[Path]:
+        return find_checkpoints(self.run_dir) if self.run_dir is not None else []
+
+
+def recompute_bn_stats(G: nn.Module, nz: int, batch: int, device: torch.device, *, seed: int,
+                       batches: int = 16) -> None:
+    """Set G's batch-norm running statistics to their average over ``batches`` fresh batches of G's own output.
+
+    The EMA generator's weights are averages, so the statistics that G
+    accumulated (with its own, moving weights) do not belong to them; running
+    the EMA weights on fresh noise and averaging the batch statistics
+    (``momentum=None``: a cumulative mean) gives the statistics of the network
+    actually sampled. Deterministic (its own seeded generator).
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    gen = torch.Generator().manual_seed(seed)
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    G.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            G(torch.randn(batch, nz, generator=gen).to(device))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    G.eval()
+
+
+def _truncate_jsonl(path: Path, keep: Callable[[dict], bool]) -> None:
+    if not path.is_file():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in rows if keep(json.loads(line))]
+    if len(kept) != len(rows):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))

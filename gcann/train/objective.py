@@ -1,0 +1,110 @@
+"""The GAN objective of a training run, built from ``dynamics.objectives``.
+
+The losses (``GAN_LOSSES``) and gradient penalties (``PENALTIES``, ``∇ₓD`` by
+autograd) are the very functions the Dirac-GAN testbed differentiates; this
+module only composes them for minibatches: per-sample values reduced by the
+mean, penalties on their own schedule (lazy R1/R2), and the modifiers that act
+on inputs or weights:
+
+* instance noise: ``x ← x + σ_t·ε`` on every input of D (reals and fakes, in
+  both players' losses), ``σ_t = σ₀·max(0, 1 − t/T)`` when annealed over ``T``
+  steps; the Dirac testbed takes the exact expectation over ε instead;
+* L2 on D: ``l2/2·‖ψ‖²`` added to D's loss, as in the testbed;
+* WGAN-GP's points: ``x̂ = ε·x_real + (1 − ε)·x_fake``, ``ε ~ U(0, 1)`` per sample.
+
+Lazy regularisation (Karras et al., 2020): with ``reg_every = k`` the R1/R2
+penalty is added on every k-th D step only, with weight ``k·γ``, so its
+expected contribution per step is unchanged.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
+
+from .config import TrainConfig
+
+__all__ = ["GANObjective"]
+
+RandFn = Callable[..., Tensor]
+
+
+class GANObjective:
+    """Minibatch losses of one configuration; ``rand``/``randn`` draw the run's noise.
+
+    ``rand(shape)`` and ``randn(shape)`` must return this process's share of a
+    draw over the global batch (the trainer slices it under data parallelism),
+    so that a run's numbers do not depend on the number of processes.
+    """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.spec = GAN_LOSSES[cfg.loss]
+        self.loss_hp = {"alpha_d": cfg.alpha_d, "alpha_g": cfg.alpha_g,
+                        "a": cfg.lsgan_a, "b": cfg.lsgan_b, "c": cfg.lsgan_c}
+        self.penalties = cfg.penalties
+        self.pen_hp = {"gamma": cfg.gamma, "c": 0.0 if "gp0" in cfg.reg else cfg.gp_center}
+        self.lazy = tuple(p for p in self.penalties if p in ("r1", "r2"))
+
+    # ------------------------------------------------------------------ pieces
+    def sigma(self, step: int) -> float:
+        """Instance-noise σ at ``step`` (0 without the ``noise`` regulariser)."""
+        c = self.cfg
+        if "noise" not in c.reg:
+            return 0.0
+        if c.noise_anneal_steps == 0:
+            return c.noise_sigma
+        return c.noise_sigma * max(0.0, 1.0 - step / c.noise_anneal_steps)
+
+    def _noisy(self, x: Tensor, sigma: float, randn: RandFn) -> Tensor:
+        return x if sigma == 0 else x + sigma * randn(x.shape)
+
+    def _ctx(self, real: Tensor | None, fake: Tensor) -> Context:
+        return Context(real if real is not None else fake, fake, self.loss_hp)
+
+    # ------------------------------------------------------------------ losses
+    def d_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, d_step: int,
+               rand: RandFn, randn: RandFn) -> tuple[Tensor, Tensor]:
+        """``(total, gan)``: D's loss with its regularisers, and the plain GAN loss (what the controller reads).
+
+        ``step`` is the training step (noise schedule), ``d_step`` counts D's
+        updates (lazy penalty schedule); ``fake`` must be detached.
+        """
+        xr, xf = self._inputs(real, fake, step, randn)
+        gan = self._d_gan(D, xr, xf)
+        total = gan
+        for p in self.penalties:
+            weight = 1.0
+            if p in self.lazy and self.cfg.reg_every > 1:
+                if d_step % self.cfg.reg_every != 0:
+                    continue
+                weight = float(self.cfg.reg_every)
+            xi = None
+            if p == "gp":
+                eps = rand((xr.shape[0],) + (1,) * (xr.dim() - 1))
+                xi = eps * xr.detach() + (1 - eps) * xf.detach()
+            with torch.autocast(xr.device.type, enabled=False):  # penalties in float32
+                pen = PENALTIES[p].fn(D, xr.float(), xf.float(), None if xi is None else xi.float(), self.pen_hp)
+            total = total + weight * pen.mean()
+        if "l2" in self.cfg.reg:
+            total = total + 0.5 * self.cfg.l2 * sum(q.pow(2).sum() for q in D.parameters())
+        return total, gan
+
+    def d_gan_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, randn: RandFn) -> Tensor:
+        """D's plain GAN loss (no regularisers): what the controller reads when D does not train."""
+        return self._d_gan(D, *self._inputs(real, fake, step, randn))
+
+    def _inputs(self, real: Tensor, fake: Tensor, step: int, randn: RandFn) -> tuple[Tensor, Tensor]:
+        sigma = self.sigma(step)
+        return self._noisy(real, sigma, randn), self._noisy(fake, sigma, randn)
+
+    def _d_gan(self, D: nn.Module, xr: Tensor, xf: Tensor) -> Tensor:
+        return self.spec.d(D(xr), D(xf), self._ctx(xr, xf)).mean()
+
+    def g_loss(self, D: nn.Module, fake: Tensor, step: int, randn: RandFn) -> Tensor:
+        """G's GAN loss on ``fake`` (with its graph to G)."""
+        xf = self._noisy(fake, self.sigma(step), randn)
+        return self.spec.g(D(xf), self._ctx(None, xf)).mean()

@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["DistBatchNorm", "Dist", "average_gradients", "init_distributed", "sync_batchnorm"]
+__all__ = ["DistBatchNorm", "Dist", "all_mean", "average_gradients", "gather_batch", "init_distributed",
+           "sync_batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,41 @@ def all_mean(x: Tensor, world: int) -> Tensor:
     return y / world
 
 
+def _dist_nn():
+    import warnings
+
+    with warnings.catch_warnings():  # the functional collectives are public API that warns about a private successor
+        warnings.simplefilter("ignore", FutureWarning)
+        import torch.distributed.nn.functional as fn
+    return fn
+
+
+def differentiable_all_reduce(x: Tensor) -> Tensor:
+    """Sum of ``x`` over processes, with the gradient of that sum."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return _dist_nn().all_reduce(x)
+
+
+def gather_batch(x: Tensor, world: int) -> Tensor:
+    """The global batch: every process's ``x`` concatenated in rank order, differentiable.
+
+    Each process's gradient for its own rows is the sum over processes of the
+    gradient that arrives at them, ``world`` times the single-process one
+    when every process computes the same function of the global batch; the
+    averaging of gradients (:func:`average_gradients`) divides it back.
+    """
+    if world == 1:
+        return x
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(_dist_nn().all_gather(x))
+
+
 class DistBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch normalisation over the global batch of all processes, on any device.
 
@@ -94,12 +130,10 @@ class DistBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or not dist.is_initialized():
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, *range(2, x.dim())]
         count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=x.dtype)
         stats = torch.cat([x.sum(dims), x.pow(2).sum(dims), count])
-        stats = all_reduce(stats)
+        stats = differentiable_all_reduce(stats)
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n

@@ -45,7 +45,7 @@ from gcann.fileio import atomic_write_text
 from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .control import ConstantControl, Control, GCANNControl, Plan
-from .distributed import Dist, all_mean, average_gradients, init_distributed, sync_batchnorm
+from .distributed import Dist, all_mean, average_gradients, gather_batch, init_distributed, sync_batchnorm
 from .objective import GANObjective
 from .stream import BatchStream
 
@@ -336,8 +336,9 @@ class Trainer:
                     gan_g = self.objective.g_loss(self.D_fwd, fake, t, self._randn)
                 total_g = gan_g
                 if plan.use_diversity:
-                    term = diversity_term(fake.float(), self.gcann_config or GCANNConfig(),
-                                          metric=cfg.diversity_metric)
+                    # over the global batch, as one process would compute it
+                    term = diversity_term(gather_batch(fake.float(), self.dist.world),
+                                          self.gcann_config or GCANNConfig(), metric=cfg.diversity_metric)
                     total_g = total_g + term
                     if k == 0:
                         div = term.detach()

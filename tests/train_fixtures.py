@@ -1,0 +1,41 @@
+"""Tiny in-memory datasets and configs for trainer tests (generated, seeded)."""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+from gcann.train import TrainConfig
+
+
+class TensorSet(Dataset):
+    """A dataset with the attributes of gcann.data's in-memory sets."""
+
+    def __init__(self, n: int = 96, shape: tuple[int, ...] = (1, 28, 28), kind: str = "image", seed: int = 0,
+                 lazy: bool = False) -> None:
+        g = torch.Generator().manual_seed(seed)
+        if kind == "image":
+            x = torch.rand((n, *shape), generator=g) * 2 - 1
+        else:
+            x = (torch.rand((n, *shape), generator=g) > 0.7).float()
+        self.kind, self.sample_shape, self.name, self.key = kind, shape, "fixture", f"fixture-{seed}"
+        self._x = x
+        if not lazy:
+            self.data = x
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self._x[i]
+
+
+def tiny(**over) -> TrainConfig:
+    """A 28×28 grayscale DCGAN small enough for a step in milliseconds."""
+    base = dict(dataset="fixture", width_g=8, width_d=8, nz=16, batch_size=16, max_steps=6, log_every=1,
+                sample_every=1000, ckpt_every=1000, num_samples=4)
+    return TrainConfig(**{**base, **over}).validated()
+
+
+def fixture_for(cfg: TrainConfig, n: int = 48, lazy: bool = False) -> TensorSet:
+    shape = (cfg.channels, cfg.resolution, cfg.resolution) if cfg.kind == "image" else (1,) + (cfg.resolution,) * 3
+    return TensorSet(n=n, shape=shape, kind=cfg.kind, lazy=lazy)

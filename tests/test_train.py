@@ -186,6 +186,53 @@ def test_trainer_honours_every_plan(tmp_path):
     assert len(control.seen) == len(plans) - 1 and all(math.isfinite(x) for pair in control.seen for x in pair)
 
 
+class ScriptedController:
+    """Stands in for GCANNController: returns a fixed list of Decisions, one per observation."""
+
+    def __init__(self, decisions):
+        from gcann.controller import GCANNConfig
+
+        self.config = GCANNConfig(lr_d=1e-3, lr_g=1e-3)
+        self.decisions, self.i = decisions, 0
+
+    def observe(self, loss_d, loss_g):
+        d = self.decisions[self.i]
+        self.i += 1
+        return d
+
+    def state_dict(self):
+        return {"i": self.i}
+
+    def load_state_dict(self, state):
+        self.i = state["i"]
+
+
+def test_trainer_honours_gcann_decisions_including_zero_step_ones():
+    from gcann.controller import Decision
+    from gcann.train.control import GCANNControl
+
+    D = lambda t, td, tg, ed, eg: Decision(t, td, tg, ed, eg, 1e-3 * (t + 1), 5e-4 * (t + 1), False)  # noqa: E731
+    decisions = [D(0, False, True, 0, 2),    # D paused, G catches up: 0 D updates, 3 G updates
+                 D(1, True, False, 4, 0),    # G skipping, D catches up: 5 D updates, 0 G updates
+                 D(2, True, True, 0, 0),
+                 D(3, False, True, 0, 0)]
+    cfg = tiny(max_steps=5)
+    tr = Trainer(cfg, None, dataset=fixture_for(cfg, n=16 * 20), control=GCANNControl(ScriptedController(decisions)),
+                 quiet=True)
+    log = []
+    for opt, name in ((tr.opt_d, "d"), (tr.opt_g, "g")):
+        def step(*a, _real=opt.step, _name=name, _opt=opt, **k):
+            log.append((tr.step, _name, _opt.param_groups[0]["lr"]))
+            return _real(*a, **k)
+        opt.step = step
+    tr.fit()
+    counts = [(sum(1 for e in log if e[:2] == (t, "d")), sum(1 for e in log if e[:2] == (t, "g"))) for t in range(5)]
+    # step 0 precedes the first decision (lag 1); decision k governs step k + 1
+    assert counts == [(1, 1), (0, 3), (5, 0), (1, 1), (0, 1)]
+    assert {e[2] for e in log if e[0] == 2 and e[1] == "d"} == {2e-3}
+    assert {e[2] for e in log if e[0] == 1 and e[1] == "g"} == {5e-4}
+
+
 def test_diversity_term_only_on_planned_steps(tmp_path):
     plans = [Plan(1, 1, 1e-3, 1e-3, True), Plan(1, 1, 1e-3, 1e-3, False), Plan(1, 1, 1e-3, 1e-3, True)]
     cfg = tiny(max_steps=3)

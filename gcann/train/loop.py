@@ -311,7 +311,8 @@ class Trainer:
                     xf = self._fake()
             self.opt_d.zero_grad(set_to_none=True)
             with self._autocast():
-                total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, self.d_updates, self._rand, self._randn)
+                total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, self.d_updates, self._rand, self._randn,
+                                                    D_grad=self.D)
             total.backward()
             average_gradients(list(self.D.parameters()), self.dist.world)
             self.opt_d.step()

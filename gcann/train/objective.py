@@ -67,12 +67,16 @@ class GANObjective:
 
     # ------------------------------------------------------------------ losses
     def d_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, d_step: int,
-               rand: RandFn, randn: RandFn) -> tuple[Tensor, Tensor]:
+               rand: RandFn, randn: RandFn, D_grad: nn.Module | None = None) -> tuple[Tensor, Tensor]:
         """``(total, gan)``: D's loss with its regularisers, and the plain GAN loss (what the controller reads).
 
         ``step`` is the training step (noise schedule), ``d_step`` counts D's
-        updates (lazy penalty schedule); ``fake`` must be detached.
+        updates (lazy penalty schedule); ``fake`` must be detached. ``D_grad``
+        is the network the gradient penalties differentiate twice (default
+        ``D``; the trainer passes the uncompiled module, as torch.compile
+        does not support double backward).
         """
+        D_grad = D if D_grad is None else D_grad
         xr, xf = self._inputs(real, fake, step, randn)
         gan = self._d_gan(D, xr, xf)
         total = gan
@@ -87,7 +91,7 @@ class GANObjective:
                 eps = rand((xr.shape[0],) + (1,) * (xr.dim() - 1))
                 xi = eps * xr.detach() + (1 - eps) * xf.detach()
             with torch.autocast(xr.device.type, enabled=False):  # penalties in float32
-                pen = PENALTIES[p].fn(D, xr.float(), xf.float(), None if xi is None else xi.float(), self.pen_hp)
+                pen = PENALTIES[p].fn(D_grad, xr.float(), xf.float(), None if xi is None else xi.float(), self.pen_hp)
             total = total + weight * pen.mean()
         if "l2" in self.cfg.reg:
             total = total + 0.5 * self.cfg.l2 * sum(q.pow(2).sum() for q in D.parameters())

@@ -130,6 +130,11 @@ class Trainer:
         if cfg.batch_size % self.dist.world:
             raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {self.dist.world} processes")
         self.local_batch = cfg.batch_size // self.dist.world
+        cuda = self.device.type == "cuda"
+        self.autocast_dtype = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)) \
+            else None
+        if self.autocast_dtype is not None and not cuda:
+            raise ConfigError("precision bf16 is for CUDA runs; use fp32 (or auto) on the CPU")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.writes = self.run_dir is not None and self.dist.is_main
         self.quiet = quiet
@@ -162,7 +167,6 @@ class Trainer:
         self.G_ema = copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema > 0 else None
         if self.dist.active:
             G, D = sync_batchnorm(G, self.device.type), sync_batchnorm(D, self.device.type)
-        cuda = self.device.type == "cuda"
         fmt = (torch.channels_last if cfg.kind == "image" else torch.channels_last_3d) if cuda and cfg.channels_last \
             else torch.contiguous_format
         self.memory_format = fmt
@@ -174,10 +178,6 @@ class Trainer:
         self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-        self.autocast_dtype = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)) \
-            else None
-        if self.autocast_dtype is not None and not cuda:
-            raise ConfigError("precision bf16 is for CUDA runs; use fp32 (or auto) on the CPU")
 
         # objective, noise, controller
         self.objective = GANObjective(cfg)

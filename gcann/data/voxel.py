@@ -4,7 +4,7 @@ The voxeliser
 -------------
 Every shape is normalised on its own: the centre of its bounding box goes to
 the grid centre and its longest side is scaled to ``R - 2m`` voxels, with the
-margin ``m = R / 32`` voxels on each side (1 voxel at 32³, 2 at 64³); the
+margin ``m = max(1, R // 32)`` voxels on each side (1 voxel at 32³, 2 at 64³); the
 aspect ratio is kept. In grid units voxel ``(i, j, k)`` is the cube
 ``[i, i+1) × [j, j+1) × [k, k+1)``, and axis ``i`` is the mesh's x, ``j`` its y
 (up, for y-up meshes such as OBJ/glTF characters), ``k`` its z.
@@ -44,9 +44,9 @@ VOXELIZER_VERSION = 1
 SAMPLE_STEP = 0.5
 
 
-def grid_margin(resolution: int) -> float:
-    """Empty voxels kept on each side of a normalised shape: ``R / 32``."""
-    return resolution / 32
+def grid_margin(resolution: int) -> int:
+    """Empty voxels kept on each side of a normalised shape: ``R // 32``, at least 1."""
+    return max(1, resolution // 32)
 
 
 def normalize_to_grid(vertices: np.ndarray, resolution: int, margin: float | None = None) -> np.ndarray:
@@ -80,14 +80,19 @@ def _surface_samples(triangles: np.ndarray, step: float = SAMPLE_STEP) -> np.nda
     return np.concatenate(out)
 
 
-def voxelize(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
-    """Occupancy ``(R, R, R)`` bool of the mesh whose vertices are already in grid units (see module doc)."""
+def voxelize(vertices: np.ndarray, faces: np.ndarray, resolution: int, step: float = SAMPLE_STEP) -> np.ndarray:
+    """Occupancy ``(R, R, R)`` bool of the mesh whose vertices are already in grid units (see module doc).
+
+    ``step`` is the surface sample spacing in voxels: a voxel the surface only
+    grazes (cuts a corner off) can fall between samples and stay empty; a finer
+    step finds more of them at a higher cost.
+    """
     from scipy import ndimage
 
     tris = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
     grid = np.zeros((resolution,) * 3, dtype=bool)
     if len(tris):
-        idx = np.floor(_surface_samples(tris)).astype(np.int64)
+        idx = np.floor(_surface_samples(tris, step)).astype(np.int64)
         idx = idx[np.all((idx >= 0) & (idx < resolution), axis=1)]
         grid[idx[:, 0], idx[:, 1], idx[:, 2]] = True
     return ndimage.binary_fill_holes(grid)

@@ -9,6 +9,7 @@ epochs at batch 128. Values the paper does not give are DCGAN's (images) or
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -52,8 +53,8 @@ def train_preset(name: str, **overrides: Any) -> TrainConfig:
     """The :class:`TrainConfig` of preset ``name`` with ``overrides`` applied (validated)."""
     if name not in TRAIN_PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(TRAIN_PRESETS)}")
-    values = {**TRAIN_PRESETS[name][1], **overrides, "preset": name}
-    try:
-        return TrainConfig(**values).validated()
-    except TypeError as e:  # an unknown keyword
-        raise ConfigError(str(e).replace("__init__()", "TrainConfig")) from None
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; see `gcann train --help` for the fields")
+    return TrainConfig(**{**TRAIN_PRESETS[name][1], **overrides, "preset": name}).validated()

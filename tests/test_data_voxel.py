@@ -240,3 +240,20 @@ def test_bad_options(tmp_path, kwargs, expect):
     with pytest.raises(DataError) as e:
         build_dataset("meshes", root, cache_dir=tmp_path / "c", **kwargs)
     assert expect in _one_line(e)
+
+
+def test_prebuild_command(tmp_path, capsys):
+    from gcann.data.__main__ import main
+
+    root = tmp_path / "m"
+    root.mkdir()
+    trimesh.creation.box().export(root / "b.obj")
+    trimesh.creation.icosphere().export(root / "s.ply")
+    assert main(["meshes", "--root", str(root), "--resolution", "16", "--cache-dir", str(tmp_path / "c"),
+                 "--option", "max_meshes=1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("meshes: 1 samples of shape (1, 16, 16, 16) (voxel), key meshes-16-")
+    assert len(list((tmp_path / "c" / "voxels").iterdir())) == 1
+    assert main(["bicar3d", "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gcann.data: error: 3DBiCar is not shipped") and err.count("\n") == 1

@@ -108,7 +108,7 @@ def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
     try:
-        mesh = trimesh.load(str(path), force="mesh", skip_materials=True)
+        mesh = trimesh.load(str(path), force="mesh", skip_materials=True, process=False)
     except Exception as e:  # noqa: BLE001 -- any loader failure makes the file unusable
         raise ValueError((str(e).splitlines() or [type(e).__name__])[0] or type(e).__name__) from None
     if not isinstance(mesh, trimesh.Trimesh):
@@ -152,7 +152,7 @@ def cached_voxels(name: str, key: str, resolution: int, cache_dir: Any,
         except OSError as e:
             warnings.warn(f"cannot write the voxel cache {path}: {e.strerror or e}; the set is rebuilt next time",
                           DataWarning, stacklevel=3)
-    data = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32)).unsqueeze(1)
+    data = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.uint8)).float().unsqueeze(1)
     return TensorSet(data, name=name, kind="voxel", key=key, sources=sources, skipped_files=skipped)
 
 

@@ -257,3 +257,14 @@ def test_prebuild_command(tmp_path, capsys):
     assert main(["bicar3d", "--cache-dir", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gcann.data: error: 3DBiCar is not shipped") and err.count("\n") == 1
+
+
+def test_unwritable_cache_is_reported_and_the_set_still_built(tmp_path):
+    root = tmp_path / "m"
+    root.mkdir()
+    trimesh.creation.box().export(root / "b.obj")
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("x")
+    with pytest.warns(DataWarning, match="cannot write the voxel cache"):
+        ds = build_dataset("meshes", root, resolution=8, cache_dir=blocker)
+    assert len(ds) == 1 and ds.data.sum() == 6 ** 3

@@ -138,7 +138,7 @@ def cached_voxels(name: str, key: str, resolution: int, cache_dir: Any,
             if bits.shape != (len(sources), (n_vox + 7) // 8):
                 raise ValueError("cache shape does not match")
         grids = np.unpackbits(bits, axis=1, count=n_vox).reshape(-1, *(resolution,) * 3)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         grids = None
     except (OSError, ValueError, KeyError, EOFError) as e:
         warnings.warn(f"voxel cache {path} is unreadable ({e}); rebuilding it", DataWarning, stacklevel=3)

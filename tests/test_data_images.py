@@ -31,7 +31,7 @@ def _no_home_cache(tmp_path, monkeypatch):
 @settings(max_examples=25, deadline=None)
 @given(w=st.integers(8, 90), h=st.integers(8, 90), r=st.sampled_from([8, 28, 32, 64]), gray=st.booleans(),
        seed=st.integers(0, 10))
-def test_preprocess_equals_torchvision_dcgan_transform(w, h, r, gray, seed, tmp_path_factory):
+def test_preprocess_equals_torchvision_dcgan_transform(w, h, r, gray, seed):
     """Resize(R) + CenterCrop(R) + ToTensor + Normalize(0.5, 0.5) of the PyTorch DCGAN example."""
     from PIL import Image
     from torchvision import transforms as T

@@ -122,6 +122,9 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g=lambda f, ctx: _alpha_loss_real(f, _hp(ctx, "alpha_g")),
         params=("alpha_d", "alpha_g"),
     ),
+    # Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D minimises relu(1 − D(x_r)) + relu(1 + D(x_f)),
+    # G minimises −D(x_f).
+    "hinge": GANLoss("hinge", d=lambda r, f, ctx: F.relu(1.0 - r) + F.relu(1.0 + f), g=lambda f, ctx: -f),
     # GAN-QP (Su 2018): quadratic difference penalty in place of a Lipschitz constraint.
     "gan_qp": GANLoss(
         "gan_qp",

@@ -66,3 +66,30 @@ def test_penalties_are_differentiable_in_the_discriminator_weights(batch):
     ld, _ = dy.logit_losses("gan", ("r1", "roth"), D, xr, xf, {"gamma": 1.0})
     grads = torch.autograd.grad(ld.mean(), list(D.parameters()))
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_hinge_loss_is_the_closed_form(batch):
+    # Lim & Ye (2017), Miyato et al. (2018): D minimises relu(1 − D(x_r)) + relu(1 + D(x_f)), G −D(x_f)
+    D, xr, xf = batch
+    ld, lg = dy.logit_losses("hinge", (), D, xr, xf, {})
+    one = lambda x: D(x).detach().item()  # noqa: E731  (one sample at a time)
+    want_d = [max(0.0, 1.0 - one(xr[i:i + 1])) + max(0.0, 1.0 + one(xf[i:i + 1])) for i in range(5)]
+    torch.testing.assert_close(ld, torch.tensor(want_d, dtype=torch.float64))
+    torch.testing.assert_close(lg, torch.tensor([-one(xf[i:i + 1]) for i in range(5)], dtype=torch.float64))
+    # both hinges active and inactive: logits ±3 and ±0.5 by hand
+    r, f = torch.tensor([3.0, 0.5, -2.0]), torch.tensor([-3.0, -0.5, 2.0])
+    ctx = None
+    torch.testing.assert_close(dy.GAN_LOSSES["hinge"].d(r, f, ctx), torch.tensor([0.0, 0.5 + 0.5, 3.0 + 3.0]))
+    torch.testing.assert_close(dy.GAN_LOSSES["hinge"].g(f, ctx), torch.tensor([3.0, 0.5, -2.0]))
+
+
+def test_hinge_base_under_r1_has_the_closed_form_dirac_field():
+    # D_ψ(x) = ψx, real at 0: loss_d = 1 + relu(1 + ψθ) + γ/2 ψ², loss_g = −ψθ
+    # v = (ψ, −θ·[ψθ > −1] − γψ)
+    from dynamics.study import make_game
+
+    game = make_game("r1", {"gamma": 0.7}, base="hinge")
+    z = torch.tensor([[0.5, 1.0], [2.0, -1.5], [-1.0, 3.0]], dtype=torch.float64)
+    th, ps = z[:, 0], z[:, 1]
+    want = torch.stack([ps, -th * (ps * th > -1).double() - 0.7 * ps], dim=1)
+    torch.testing.assert_close(game.field(z), want)

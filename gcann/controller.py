@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from typing import Any, Literal
@@ -33,16 +35,24 @@ ProactiveTrigger = Literal["algorithm", "text"]
 SlopeRangeMode = Literal["clamp", "trigger"]
 SkipRule = Literal["overpowered", "literal"]
 OnNonFinite = Literal["raise", "diverged"]
+SlopeThreshScaleMode = Literal["adaptive", "constant"]
+CooldownUnit = Literal["steps", "windows"]
+DiversityScaling = Literal["tanh", "paper"]
 
 #: A run of windows counts as a *stable region* only if it spans at least this
 #: many consecutive windows (the paper's ``stable_region_end_idx >
 #: stable_region_start_idx``, i.e. "an extended duration").
 MIN_STABLE_WINDOWS = 2
 
+#: An ``slope_thresh_scale`` event is logged each time the adaptive scale has
+#: moved by this factor (up or down) since the last such event, so that its
+#: per-window drift does not flood the log.
+SCALE_LOG_FACTOR = 2.0
+
 D_OVERPOWERING = "d_overpowering"
 G_OVERPOWERING = "g_overpowering"
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 
 
 class NonFiniteLossError(ValueError):
@@ -66,7 +76,8 @@ class GCANNConfig:
     beta: float = 0.6                        # G dampening in (0, 1): lr_G *= 1 -/+ beta, paper β (3DBiCar value)
     max_loss_diff: float = 3.0               # loss gap that triggers an adjustment, paper max_loss_diff
     gc_lr_window: int = 100                  # steps per proactive window (moving means, slope), paper gc_lr_window
-    cooldown_period: int = 100               # steps after an adjustment during which none is made, paper cooldown_period
+    cooldown_period: int = 100               # steps (or windows) after an adjustment during which none is made, paper name
+    cooldown_unit: CooldownUnit = "steps"    # "steps": the text's iterations; "windows": the pseudo-code's window counter
     baseline_steps: int = 1583               # warm-up steps: observe only (paper baseline_epochs=1; 1 CelebA epoch at batch 128)
     discriminator_pause_threshold: float = 0.025  # D is not trained while L_D <= this, paper discriminator_pause_threshold
     generator_pause_threshold: float = 0.01  # G is not trained while L_G <= this, paper generator_pause_threshold
@@ -78,7 +89,11 @@ class GCANNConfig:
     max_skip_iterations: int = 25            # cap on any skip run / catch-up burst, paper max_skip_iterations
     target_slope_range: tuple[float, float] = (-0.1, 0.1)  # desired range of loss_diff_slope, paper target_slope_range
     target_slope_aggressiveness: float = 0.5  # in [0, 1): threshold = (1 - this) * max_stable_slope * scale, paper name
-    slope_thresh_scale: float = 1.0          # > 0: multiplier in the slope-threshold update, paper slope_thresh_scale
+    slope_thresh_scale: float = 1.0          # > 0: multiplier in the slope-threshold update (initial value if adaptive), paper name
+    slope_thresh_scale_mode: SlopeThreshScaleMode = "adaptive"  # "adaptive": tuned by the feedback rule below; "constant"
+    slope_thresh_scale_target: float = 0.1   # in (0, 1): target fraction of windows whose slope exceeds slope_threshold
+    slope_thresh_scale_rate: float = 0.1     # > 0: log(scale) += rate * (exceeded - target) per window
+    slope_thresh_scale_range: tuple[float, float] = (0.25, 4.0)  # 0 < low <= high: clip range of the adaptive scale
     slope_threshold: float = 0.01            # initial slope threshold (per step), paper slope_threshold (no value given)
     max_stable_slope: float = 0.0            # initial max slope seen in stable regions (>= 0), paper max_stable_slope
     lr_d_min: float | None = None            # lower bound on lr_D (None: lr_d * 1e-2); the paper has none
@@ -89,6 +104,7 @@ class GCANNConfig:
     diversity_check_interval: int = 5        # diversity loss applied every this many steps, paper diversity_check_interval
     topend_diversity_loss: float = 3.0       # upper bound of the scaled diversity loss, paper topend_diversity_loss
     bottomend_diversity_loss: float = 0.001  # lower bound of the scaled diversity loss, paper bottomend_diversity_loss
+    diversity_scaling: DiversityScaling = "tanh"  # "tanh": bounded tanh map; "paper": the paper's formula, clamped
     sign_convention: SignConvention = "consistent"   # "consistent": lower loss = overpowering; "literal": text's reactive sign
     reactive_every_step: bool = True         # also apply the text's per-step reactive rule (not only the window rule)
     proactive_trigger: ProactiveTrigger = "algorithm"  # "algorithm": gap or slope; "text": adds the bare d_mean > g_mean clause
@@ -105,8 +121,9 @@ class GCANNConfig:
         ):
             if getattr(self, name) is None and _is_real(base):
                 object.__setattr__(self, name, float(base) * factor)
-        if isinstance(self.target_slope_range, list):
-            object.__setattr__(self, "target_slope_range", tuple(self.target_slope_range))
+        for name in ("target_slope_range", "slope_thresh_scale_range"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         self._validate()
 
     @classmethod
@@ -122,10 +139,12 @@ class GCANNConfig:
         """Plain, JSON-serialisable dictionary of every field."""
         d = asdict(self)
         d["target_slope_range"] = list(self.target_slope_range)
+        d["slope_thresh_scale_range"] = list(self.slope_thresh_scale_range)
         return d
 
     def _validate(self) -> None:
-        positive = ("lr_d", "lr_g", "max_loss_diff", "slope_thresh_scale", "skip_iter_scale", "skip_iter_scale_rate")
+        positive = ("lr_d", "lr_g", "max_loss_diff", "slope_thresh_scale", "skip_iter_scale", "skip_iter_scale_rate",
+                    "slope_thresh_scale_rate")
         for name in positive:
             v = getattr(self, name)
             _require(_is_real(v) and v > 0, name, v, "a finite number > 0")
@@ -155,6 +174,16 @@ class GCANNConfig:
             isinstance(r, tuple) and len(r) == 2 and all(_is_real(x) for x in r) and r[0] <= r[1],
             "target_slope_range", r, "a pair (low, high) of finite numbers with low <= high",
         )
+        v = self.slope_thresh_scale_target
+        _require(_is_real(v) and 0 < v < 1, "slope_thresh_scale_target", v, "in the open interval (0, 1)")
+        r = self.slope_thresh_scale_range
+        _require(
+            isinstance(r, tuple) and len(r) == 2 and all(_is_real(x) for x in r) and 0 < r[0] <= r[1],
+            "slope_thresh_scale_range", r, "a pair (low, high) of finite numbers with 0 < low <= high",
+        )
+        if self.slope_thresh_scale_mode == "adaptive":
+            _require(r[0] <= self.slope_thresh_scale <= r[1], "slope_thresh_scale", self.slope_thresh_scale,
+                     f"in slope_thresh_scale_range = {r} when slope_thresh_scale_mode is 'adaptive'")
         top = self.topend_diversity_loss
         _require(_is_real(top) and top > self.bottomend_diversity_loss,
                  "topend_diversity_loss", top, "a finite number > bottomend_diversity_loss")
@@ -168,6 +197,9 @@ class GCANNConfig:
             ("slope_range_mode", ("clamp", "trigger")),
             ("skip_rule", ("overpowered", "literal")),
             ("on_nonfinite", ("raise", "diverged")),
+            ("slope_thresh_scale_mode", ("adaptive", "constant")),
+            ("cooldown_unit", ("steps", "windows")),
+            ("diversity_scaling", ("tanh", "paper")),
         ):
             v = getattr(self, name)
             _require(v in allowed, name, v, f"one of {allowed}")
@@ -194,8 +226,10 @@ class Event:
     ``event`` is one of ``"reactive"``, ``"proactive"`` (learning-rate
     adjustments), ``"skip_d"``, ``"skip_g"`` (a skip run starts), ``"pause_d"``,
     ``"pause_g"`` (a pause starts), ``"tie_break"`` (both networks would have
-    been idle), ``"slope_threshold"`` (the adaptive threshold changed) and
-    ``"diverged"``. ``reason`` says why, e.g. ``"d_overpowering"``.
+    been idle), ``"slope_threshold"`` (a stable region ended and changed the
+    threshold), ``"slope_thresh_scale"`` (the adaptive scale has moved by a
+    factor :data:`SCALE_LOG_FACTOR` since its last event) and ``"diverged"``.
+    ``reason`` says why, e.g. ``"d_overpowering"``.
     """
 
     step: int
@@ -246,9 +280,14 @@ class GCANNController:
     2. Every ``gc_lr_window`` steps, the *proactive* rule compares the window
        means of both losses and the slope of their gap with the adaptive
        ``slope_threshold``.
-    3. No adjustment is made within ``cooldown_period`` steps of the last one.
+    3. No adjustment is made within ``cooldown_period`` steps (or windows,
+       ``cooldown_unit="windows"``) of the last one.
     4. Pause and skip thresholds keep the overpowered network from training;
        the two networks are never both idle.
+    5. Once a stable region has set the threshold, the multiplier
+       ``slope_thresh_scale`` is tuned at every window so that a fraction
+       ``slope_thresh_scale_target`` of window slopes exceed the threshold
+       (``slope_thresh_scale_mode="adaptive"``; ``"constant"`` keeps it fixed).
 
     Learning rates are clipped into ``[lr_*_min, lr_*_max]``.
     """
@@ -266,7 +305,13 @@ class GCANNController:
         self._max_stable_slope = float(c.max_stable_slope)
         self._stable_len = 0
         self._stable_max = -math.inf
+        self._threshold_learned = False
+        self._slope_thresh_scale = float(c.slope_thresh_scale)
+        self._scale_logged = self._slope_thresh_scale
+        self._scale_windows = 0
+        self._scale_exceeded = 0
         self._last_adjust_step: int | None = None
+        self._windows_since_adjust = 0
         self._skip_iter_scale = float(c.skip_iter_scale)
         self._skip_d = 0
         self._skip_g = 0
@@ -302,6 +347,11 @@ class GCANNController:
         return self._max_stable_slope
 
     @property
+    def slope_thresh_scale(self) -> float:
+        """Current multiplier of the slope threshold (constant unless ``slope_thresh_scale_mode="adaptive"``)."""
+        return self._slope_thresh_scale
+
+    @property
     def skip_iter_scale(self) -> float:
         """Current skip ratio: D catch-up = ``p * scale``, G catch-up = ``p / scale``."""
         return self._skip_iter_scale
@@ -333,10 +383,10 @@ class GCANNController:
         lr_d0, lr_g0 = self._lr_d, self._lr_g
         extra_d = extra_g = 0
 
+        windows_before = self._windows_since_adjust
         window = self._update_window(t, ld, lg, events)
         active = t >= c.baseline_steps
-        cooled = self._last_adjust_step is None or t - self._last_adjust_step > c.cooldown_period
-        if active and cooled:
+        if active and self._cooled(t, windows_before):
             adjustment = self._reactive(ld, lg)
             if adjustment is None and window is not None:
                 adjustment = self._proactive(*window)
@@ -344,9 +394,12 @@ class GCANNController:
                 kind, reason, detail = adjustment
                 extra_d, extra_g = self._adjust(reason)
                 self._last_adjust_step = t
+                self._windows_since_adjust = 0
                 detail = {**detail, "extra_d_steps": extra_d, "extra_g_steps": extra_g,
                           "skip_iter_scale": self._skip_iter_scale}
                 events.append(self._event(t, kind, reason, lr_d0, lr_g0, detail))
+        if window is not None and window[3] is not None:
+            self._tune_slope_thresh_scale(t, window[3], events)
 
         train_d, train_g = True, True
         if active:
@@ -382,6 +435,7 @@ class GCANNController:
         g_mean = sum(self._window_g) / c.gc_lr_window
         self._window_d.clear()
         self._window_g.clear()
+        self._windows_since_adjust += 1
         loss_diff = abs(d_mean - g_mean)
         slope = None
         if self._prev_loss_diff is not None:
@@ -401,13 +455,62 @@ class GCANNController:
             self._max_stable_slope = max(self._max_stable_slope, self._stable_max)
             if self._max_stable_slope > 0:
                 old = self._slope_threshold
-                new = (1 - c.target_slope_aggressiveness) * self._max_stable_slope * c.slope_thresh_scale
-                self._slope_threshold = self._clamp_threshold(new)
+                self._threshold_learned = True
+                self._slope_threshold = self._learned_threshold()
                 if self._slope_threshold != old:
                     events.append(self._event(t, "slope_threshold", "stable_region_ended", self._lr_d, self._lr_g, {
                         "old": old, "new": self._slope_threshold, "max_stable_slope": self._max_stable_slope}))
         self._stable_len = 0
         self._stable_max = -math.inf
+
+    def _learned_threshold(self) -> float:
+        """``(1 - target_slope_aggressiveness) * max_stable_slope * slope_thresh_scale``, clamped."""
+        c = self.config
+        value = (1 - c.target_slope_aggressiveness) * self._max_stable_slope * self._slope_thresh_scale
+        return self._clamp_threshold(value)
+
+    def _tune_slope_thresh_scale(self, t: int, slope: float, events: list[Event]) -> None:
+        """Feedback rule: ``log(scale) += rate * (exceeded - target)``, clipped into the range.
+
+        ``exceeded`` is whether this window's slope is above the threshold the
+        proactive rule used. The rule acts only once a stable region has set the
+        threshold (before that the scale multiplies nothing). In equilibrium a
+        fraction ``slope_thresh_scale_target`` of windows exceed the threshold.
+        """
+        c = self.config
+        if c.slope_thresh_scale_mode != "adaptive" or not self._threshold_learned:
+            return
+        exceeded = slope > self._slope_threshold
+        low, high = c.slope_thresh_scale_range
+        step = c.slope_thresh_scale_rate * ((1.0 if exceeded else 0.0) - c.slope_thresh_scale_target)
+        self._slope_thresh_scale = _clip(self._slope_thresh_scale * math.exp(step), low, high)
+        self._slope_threshold = self._learned_threshold()
+        self._scale_windows += 1
+        self._scale_exceeded += exceeded
+        moved = self._slope_thresh_scale / self._scale_logged
+        if moved >= SCALE_LOG_FACTOR or moved <= 1 / SCALE_LOG_FACTOR:
+            events.append(self._event(t, "slope_thresh_scale", "raised" if moved > 1 else "lowered",
+                                      self._lr_d, self._lr_g, {
+                                          "old": self._scale_logged, "new": self._slope_thresh_scale,
+                                          "slope_threshold": self._slope_threshold,
+                                          "windows": self._scale_windows, "exceeded": self._scale_exceeded}))
+            self._scale_logged = self._slope_thresh_scale
+            self._scale_windows = self._scale_exceeded = 0
+
+    def _cooled(self, t: int, windows_before: int) -> bool:
+        """Whether the cooldown after the last adjustment is over at step ``t``.
+
+        ``"steps"``: steps ``s+1 … s+cooldown_period`` after an adjustment at
+        ``s`` are blocked. ``"windows"``: every step up to and including the end
+        of the ``cooldown_period``-th window completed after ``s`` is blocked
+        (``windows_before`` counts the windows completed at steps ``s+1 … t-1``).
+        """
+        c = self.config
+        if self._last_adjust_step is None:
+            return True
+        if c.cooldown_unit == "steps":
+            return t - self._last_adjust_step > c.cooldown_period
+        return windows_before >= c.cooldown_period
 
     def _clamp_threshold(self, value: float) -> float:
         if self.config.slope_range_mode == "clamp":
@@ -537,6 +640,7 @@ class GCANNController:
         """Everything needed to resume, as plain JSON-serialisable types."""
         return {
             "version": _STATE_VERSION,
+            "config": self.config.to_dict(),
             "step": self._step,
             "lr_d": self._lr_d,
             "lr_g": self._lr_g,
@@ -547,7 +651,13 @@ class GCANNController:
             "max_stable_slope": self._max_stable_slope,
             "stable_len": self._stable_len,
             "stable_max": self._stable_max if self._stable_len else None,
+            "threshold_learned": self._threshold_learned,
+            "slope_thresh_scale": self._slope_thresh_scale,
+            "scale_logged": self._scale_logged,
+            "scale_windows": self._scale_windows,
+            "scale_exceeded": self._scale_exceeded,
             "last_adjust_step": self._last_adjust_step,
+            "windows_since_adjust": self._windows_since_adjust,
             "skip_iter_scale": self._skip_iter_scale,
             "skip_d": self._skip_d,
             "skip_g": self._skip_g,
@@ -558,9 +668,17 @@ class GCANNController:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` output (possibly after a JSON round trip)."""
+        """Restore from :meth:`state_dict` output (possibly after a JSON round trip).
+
+        Raises ``ValueError`` if the state was saved under a different
+        :class:`GCANNConfig`, naming the fields that differ.
+        """
         if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"unsupported GCANN controller state version {state.get('version')!r}")
+            raise ValueError(f"unsupported GCANN controller state version {state.get('version')!r} "
+                             f"(this controller reads version {_STATE_VERSION})")
+        if not isinstance(state.get("config"), dict):
+            raise ValueError("GCANN controller state has no config to check against")
+        self._check_config(state["config"])
         self._step = int(state["step"])
         self._lr_d = float(state["lr_d"])
         self._lr_g = float(state["lr_g"])
@@ -572,8 +690,14 @@ class GCANNController:
         self._max_stable_slope = float(state["max_stable_slope"])
         self._stable_len = int(state["stable_len"])
         self._stable_max = -math.inf if state["stable_max"] is None else float(state["stable_max"])
+        self._threshold_learned = bool(state["threshold_learned"])
+        self._slope_thresh_scale = float(state["slope_thresh_scale"])
+        self._scale_logged = float(state["scale_logged"])
+        self._scale_windows = int(state["scale_windows"])
+        self._scale_exceeded = int(state["scale_exceeded"])
         last = state["last_adjust_step"]
         self._last_adjust_step = None if last is None else int(last)
+        self._windows_since_adjust = int(state["windows_since_adjust"])
         self._skip_iter_scale = float(state["skip_iter_scale"])
         self._skip_d = int(state["skip_d"])
         self._skip_g = int(state["skip_g"])
@@ -582,11 +706,35 @@ class GCANNController:
         self._diverged = bool(state["diverged"])
         self._events = [Event(**e) for e in state["events"]]
 
+    def _check_config(self, saved: dict[str, Any]) -> None:
+        """Refuse a state saved under another config (compared as JSON values)."""
+        current = json.loads(json.dumps(self.config.to_dict()))
+        saved = json.loads(json.dumps(saved))
+
+        def shown(d: dict[str, Any], name: str) -> str:
+            return repr(d[name]) if name in d else "absent"
+
+        diffs = [
+            f"{n} (saved {shown(saved, n)}, current {shown(current, n)})"
+            for n in sorted(set(current) | set(saved))
+            if (n in saved) != (n in current) or saved.get(n) != current.get(n)
+        ]
+        if diffs:
+            raise ValueError("GCANN controller state was saved under a different config: " + "; ".join(diffs))
+
     def write_events_jsonl(self, path: str | PathLike[str]) -> None:
-        """Write every event as one JSON object per line."""
-        with open(path, "w", encoding="utf-8") as f:
-            for e in self._events:
-                f.write(json.dumps(e.to_dict()) + "\n")
+        """Write every event as one JSON object per line (atomically: a temporary file renamed over ``path``)."""
+        folder = os.path.dirname(os.fspath(path)) or "."
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".events.tmp.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                for e in self._events:
+                    f.write(json.dumps(e.to_dict()) + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def _clip(value: float, low: float, high: float) -> float:

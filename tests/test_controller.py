@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import random
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def configs(draw: st.DrawFn) -> GCANNConfig:
     lr_g = draw(st.floats(1e-5, 1e-2))
     max_skip = draw(st.integers(1, 30))
     low = draw(st.floats(-0.2, 0.1))
+    scale_low = draw(st.floats(0.05, 1.0))
+    scale_range = (scale_low, scale_low * draw(st.floats(1.0, 40.0)))
+    scale = draw(st.floats(*scale_range))
     return GCANNConfig(
         lr_d=lr_d,
         lr_g=lr_g,
@@ -46,6 +50,7 @@ def configs(draw: st.DrawFn) -> GCANNConfig:
         max_loss_diff=draw(st.floats(0.1, 5.0)),
         gc_lr_window=draw(st.integers(1, 20)),
         cooldown_period=draw(st.integers(0, 30)),
+        cooldown_unit=draw(st.sampled_from(["steps", "windows"])),
         baseline_steps=draw(st.integers(0, 50)),
         discriminator_pause_threshold=draw(st.floats(0.0, 0.3)),
         generator_pause_threshold=draw(st.floats(0.0, 0.3)),
@@ -57,7 +62,11 @@ def configs(draw: st.DrawFn) -> GCANNConfig:
         skip_iter_scale_rate=draw(st.floats(0.01, 1.0)),
         target_slope_range=(low, low + draw(st.floats(0.0, 0.3))),
         target_slope_aggressiveness=draw(st.floats(0.0, 0.99)),
-        slope_thresh_scale=draw(st.floats(0.1, 3.0)),
+        slope_thresh_scale=scale,
+        slope_thresh_scale_mode=draw(st.sampled_from(["adaptive", "constant"])),
+        slope_thresh_scale_target=draw(st.floats(0.01, 0.99)),
+        slope_thresh_scale_rate=draw(st.floats(0.001, 2.0)),
+        slope_thresh_scale_range=scale_range,
         slope_threshold=draw(st.floats(-0.1, 0.2)),
         max_stable_slope=draw(st.floats(0.0, 0.1)),
         lr_d_min=lr_d * draw(st.floats(1e-3, 1.0)),
@@ -109,6 +118,8 @@ def check_invariants(config: GCANNConfig, decisions: list[Decision]) -> None:
         assert 0 <= dec.extra_d_steps <= config.max_skip_iterations
         assert 0 <= dec.extra_g_steps <= config.max_skip_iterations
         assert not (dec.extra_d_steps and dec.extra_g_steps)
+        assert dec.train_d or not dec.extra_d_steps, f"extra D steps for an idle D at step {dec.step}"
+        assert dec.train_g or not dec.extra_g_steps, f"extra G steps for an idle G at step {dec.step}"
         assert dec.use_diversity == (dec.step % config.diversity_check_interval == 0)
         for e in dec.events:
             assert e.step == dec.step
@@ -119,8 +130,12 @@ def check_invariants(config: GCANNConfig, decisions: list[Decision]) -> None:
                 check_direction(config, e)
                 assert (e.lr_d_new, e.lr_g_new) == (dec.lr_d, dec.lr_g)
     assert all(s >= config.baseline_steps for s in adjust_steps), "adjustment during warm-up"
-    gaps = [b - a for a, b in zip(adjust_steps, adjust_steps[1:])]
-    assert all(g > config.cooldown_period for g in gaps), f"adjustments {adjust_steps} violate cooldown"
+    for a, b in zip(adjust_steps, adjust_steps[1:]):
+        if config.cooldown_unit == "steps":
+            assert b - a > config.cooldown_period, f"adjustments {adjust_steps} violate cooldown"
+        else:  # window ends (steps w with (w + 1) % gc_lr_window == 0) strictly between the two adjustments
+            ends = sum((w + 1) % config.gc_lr_window == 0 for w in range(a + 1, b))
+            assert ends >= config.cooldown_period, f"adjustments {adjust_steps} violate a cooldown in windows"
 
 
 def check_direction(config: GCANNConfig, e) -> None:
@@ -186,6 +201,7 @@ def test_state_dict_json_round_trip_changes_nothing(config: GCANNConfig, losses,
     for d, g in losses[k:]:
         assert restored.observe(d, g) == original.observe(d, g)
     assert restored.state_dict() == original.state_dict()
+    event("scale tuned" if original.slope_thresh_scale != config.slope_thresh_scale else "scale untouched")
 
 
 @PROPERTY
@@ -307,12 +323,27 @@ def test_slope_range_trigger_mode_fires_on_a_closing_gap() -> None:
 def test_slope_threshold_learned_from_a_stable_region() -> None:
     """Windows of one step: slopes 0.001, 0.001, 0.001 (stable), then 1.0 ends the region."""
     ctrl = GCANNController(small(gc_lr_window=1, baseline_steps=100, target_slope_aggressiveness=0.5,
-                                 slope_thresh_scale=1.0, slope_threshold=0.01))
+                                 slope_thresh_scale=1.0, slope_threshold=0.01, slope_thresh_scale_mode="constant"))
     for gap in (0.0, 0.001, 0.002, 0.003, 1.003):
         dec = ctrl.observe(1.0, 1.0 + gap)
     assert ctrl.max_stable_slope == pytest.approx(0.001)
     assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001)
     assert dec.events[0].event == "slope_threshold"
+
+
+def test_adaptive_scale_moves_the_learned_threshold_at_the_same_window() -> None:
+    """As above, adaptive: the ending slope 1.0 exceeds the new threshold, so the scale is
+    multiplied by exp(rate·(1 - target)) and the threshold with it."""
+    ctrl = GCANNController(small(gc_lr_window=1, baseline_steps=100, slope_threshold=0.01,
+                                 slope_thresh_scale_rate=0.1, slope_thresh_scale_target=0.1))
+    for gap in (0.0, 0.001, 0.002, 0.003):
+        ctrl.observe(1.0, 1.0 + gap)
+    assert ctrl.slope_thresh_scale == 1.0  # nothing learned yet: the rule has not acted
+    dec = ctrl.observe(1.0, 2.003)
+    assert [e.event for e in dec.events] == ["slope_threshold"]
+    assert dec.events[0].detail["new"] == pytest.approx(0.0005)
+    assert ctrl.slope_thresh_scale == pytest.approx(math.exp(0.1 * 0.9))
+    assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001 * math.exp(0.09))
 
 
 def test_slope_threshold_clamped_into_target_range() -> None:
@@ -431,6 +462,300 @@ def test_write_events_jsonl(tmp_path: Path) -> None:
 def test_load_state_dict_rejects_unknown_version() -> None:
     with pytest.raises(ValueError, match="version"):
         GCANNController().load_state_dict({"version": 99})
+
+
+# ---------------------------------------------------------------------------- adaptive slope_thresh_scale
+def learned(ctrl: GCANNController) -> float:
+    """Windows of one step: slopes 0.001 ×3 (a stable region under the initial threshold 0.01), then
+    a slope of 1.0 ends it: max_stable_slope = 0.001. Returns the gap reached (5.003)."""
+    for gap in (0.0, 0.001, 0.002, 0.003, 5.003):
+        ctrl.observe(1.0, 1.0 + gap)
+    return 5.003
+
+
+def one_step_windows(**kw) -> GCANNConfig:
+    base = dict(gc_lr_window=1, baseline_steps=10**9, slope_threshold=0.01, target_slope_aggressiveness=0.5,
+                target_slope_range=(-10.0, 10.0), slope_thresh_scale_range=(1e-3, 1e3))
+    return small(**{**base, **kw})
+
+
+def test_adaptive_scale_follows_the_documented_feedback_rule() -> None:
+    """After learning, each window multiplies the scale by exp(rate·(1 - target)) if its slope exceeds
+    the threshold and by exp(-rate·target) otherwise: scale = exp(rate·(n_up·(1-τ) - n_down·τ)).
+    Falling windows (slope -0.1) never raise max_stable_slope, so the threshold is 0.5·0.001·scale."""
+    rate, target = 0.2, 0.3
+    ctrl = GCANNController(one_step_windows(slope_thresh_scale_rate=rate, slope_thresh_scale_target=target))
+    gap = learned(ctrl)
+    rng = random.Random(3)
+    moves = [rng.choice((0.1, -0.1)) for _ in range(40)]
+    for m in moves:
+        gap += m
+        ctrl.observe(1.0, 1.0 + gap)
+    n_up = 1 + moves.count(0.1)  # the window that ended the first region exceeded too
+    n_down = moves.count(-0.1)
+    expected = math.exp(rate * (n_up * (1 - target) - n_down * target))
+    assert ctrl.max_stable_slope == pytest.approx(0.001)
+    assert ctrl.slope_thresh_scale == pytest.approx(expected, rel=1e-12)
+    assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001 * expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("move, bound", [(0.1, 4.0), (-0.1, 0.25)])
+def test_adaptive_scale_clipped_into_its_range(move: float, bound: float) -> None:
+    ctrl = GCANNController(one_step_windows(slope_thresh_scale_rate=1.0, slope_thresh_scale_range=(0.25, 4.0)))
+    gap = learned(ctrl)
+    for _ in range(40):  # the gap stays positive: 5.003 - 40·0.1 > 0
+        gap += move
+        ctrl.observe(1.0, 1.0 + gap)
+    assert ctrl.slope_thresh_scale == bound
+    assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001 * bound)
+
+
+def test_adaptive_scale_waits_for_a_learned_threshold() -> None:
+    """Slopes alternating ±1 exceed the threshold every other window but never form a stable
+    region of two windows: nothing is learned, so the scale (and the threshold) stay put."""
+    ctrl = GCANNController(one_step_windows())
+    for k in range(200):
+        ctrl.observe(1.0, 2.0 + (k % 2))
+    assert (ctrl.slope_thresh_scale, ctrl.slope_threshold, ctrl.max_stable_slope) == (1.0, 0.01, 0.0)
+
+
+def test_constant_mode_keeps_the_scale() -> None:
+    ctrl = GCANNController(one_step_windows(slope_thresh_scale_mode="constant", slope_thresh_scale=1.5))
+    gap = learned(ctrl)
+    for k in range(50):
+        gap += 0.1
+        ctrl.observe(1.0, 1.0 + gap)
+    assert ctrl.slope_thresh_scale == 1.5
+    assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001 * 1.5)
+    assert not any(e.event == "slope_thresh_scale" for e in ctrl.events)
+
+
+def exceed_fraction(mode: str, seed: int, n: int = 20_000) -> tuple[float, GCANNController]:
+    """Fraction of windows (last 3/4 of the run) whose slope, computed here from the inputs, exceeds
+    the threshold the controller held before the window; the gap is 0.5 + N(0, 0.02) noise."""
+    rng = random.Random(seed)
+    ctrl = GCANNController(one_step_windows(slope_thresh_scale_mode=mode, slope_threshold=0.05))
+    prev, exceeded, counted = None, 0, 0
+    for k in range(n):
+        gap = 0.5 + rng.gauss(0.0, 0.02)
+        threshold = ctrl.slope_threshold
+        ctrl.observe(1.0, 1.0 + gap)
+        if prev is not None and k >= n // 4:
+            counted += 1
+            exceeded += gap - prev > threshold
+        prev = gap
+    return exceeded / counted, ctrl
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adaptive_scale_reaches_the_target_fraction(seed: int) -> None:
+    """The rule is a Robbins–Monro quantile tracker: a fraction slope_thresh_scale_target (0.1) of
+    windows exceed the threshold, with the scale strictly inside its range (the feedback, not the
+    clip, holds it there). The constant scale, on the same noise, is far from the target."""
+    fraction, ctrl = exceed_fraction("adaptive", seed)
+    assert fraction == pytest.approx(0.1, abs=0.01)
+    low, high = ctrl.config.slope_thresh_scale_range
+    assert low < ctrl.slope_thresh_scale < high and ctrl.slope_thresh_scale != 1.0
+    constant, _ = exceed_fraction("constant", seed)
+    assert abs(constant - 0.1) > 0.05
+
+
+@PROPERTY
+@given(configs(), long_sequences)
+def test_adaptive_scale_stays_in_range_and_logs_sparingly(config: GCANNConfig, losses) -> None:
+    """Every scale event marks a move by a factor >= SCALE_LOG_FACTOR = 2 since the previous one; as a
+    window moves log(scale) by at most rate·max(τ, 1-τ), there are at most that many windows' worth
+    of moves / log 2 events."""
+    config = replace(config, slope_thresh_scale_mode="adaptive")
+    ctrl = GCANNController(config)
+    for d, g in losses:
+        ctrl.observe(d, g)
+    low, high = config.slope_thresh_scale_range
+    assert low <= ctrl.slope_thresh_scale <= high
+    scale_events = [e for e in ctrl.events if e.event == "slope_thresh_scale"]
+    for e in scale_events:
+        ratio = e.detail["new"] / e.detail["old"]
+        assert ratio >= 2 or ratio <= 0.5
+        assert low <= e.detail["new"] <= high
+    windows = len(losses) // config.gc_lr_window
+    per_window = config.slope_thresh_scale_rate * max(config.slope_thresh_scale_target,
+                                                      1 - config.slope_thresh_scale_target)
+    assert len(scale_events) <= windows * per_window / math.log(2) + 1e-9
+    event("scale events" if scale_events else "no scale event")
+
+
+@PROPERTY
+@given(configs(), sequences)
+def test_constant_threshold_factor_at_most_one_sets_the_threshold_once(config: GCANNConfig, losses) -> None:
+    """docs/gcann.md item 12: with a constant scale and (1 - aggressiveness)·scale <= 1 the threshold
+    changes at most once (when the first stable region ends with max_stable_slope > 0)."""
+    limit = 0.999 / (1 - config.target_slope_aggressiveness)
+    config = replace(config, slope_thresh_scale_mode="constant",
+                     slope_thresh_scale=min(config.slope_thresh_scale, limit))
+    ctrl = GCANNController(config)
+    values = [ctrl.slope_threshold]
+    for d, g in losses:
+        ctrl.observe(d, g)
+        if ctrl.slope_threshold != values[-1]:
+            values.append(ctrl.slope_threshold)
+    assert len(values) <= 2
+    event("threshold set" if len(values) == 2 else "threshold kept")
+
+
+def test_adaptive_threshold_moves_both_ways() -> None:
+    """The adaptive scale lifts the 'set once' property: the threshold rises and falls."""
+    ctrl = GCANNController(GCANNConfig(baseline_steps=50, gc_lr_window=10, cooldown_period=20, max_loss_diff=2.0))
+    values = [ctrl.slope_threshold]
+    for d, g in noisy_losses(0, 5000):
+        ctrl.observe(d, g)
+        values.append(ctrl.slope_threshold)
+    steps = [b - a for a, b in zip(values, values[1:]) if b != a]
+    assert sum(x > 0 for x in steps) > 3 and sum(x < 0 for x in steps) > 3
+
+
+# ---------------------------------------------------------------------------- cooldown and its units
+def adjustment_steps(config: GCANNConfig, n: int, loss_d: float = 0.5, loss_g: float = 5.5) -> list[int]:
+    ctrl = GCANNController(config)
+    return [d.step for d in (ctrl.observe(loss_d, loss_g) for _ in range(n))
+            if any(e.event in ADJUSTMENTS for e in d.events)]
+
+
+def test_cooldown_in_windows_blocks_until_the_last_cooled_window_has_ended() -> None:
+    """Windows of 10 steps end at steps 9, 19, 29, …; a reactive adjustment at step 10 blocks every
+    step up to the end of the 2nd window completed after it (step 29): next adjustment at 30."""
+    config = small(gc_lr_window=10, cooldown_period=2, cooldown_unit="windows")
+    assert adjustment_steps(config, 75) == [10, 30, 50, 70]
+    assert adjustment_steps(replace(config, cooldown_unit="steps"), 20) == [10, 13, 16, 19]
+
+
+@pytest.mark.parametrize("cooldown, expected", [(0, [19, 29, 39, 49, 59]), (1, [19, 39, 59]), (2, [19, 49])])
+def test_cooldown_in_windows_matches_the_pseudo_codes_counter(cooldown: int, expected: list[int]) -> None:
+    """The pseudo-code's counter, checked at window ends only: after an adjustment at window check k
+    the next one is at check k + cooldown_period + 1 (window checks at steps 19, 29, …)."""
+    config = small(gc_lr_window=10, cooldown_period=cooldown, cooldown_unit="windows", reactive_every_step=False)
+    assert adjustment_steps(config, 60) == expected
+
+
+@pytest.mark.parametrize("cooldown, expected", [(10, [19, 39, 59]), (9, [19, 29, 39, 49, 59])])
+def test_strict_cooldown_in_steps_fires_every_other_window_when_equal_to_the_window(
+        cooldown: int, expected: list[int]) -> None:
+    """Adjustments at step s block s+1 … s+cooldown_period; window ends are gc_lr_window = 10 apart,
+    so with cooldown 10 the next window end (s+10) is blocked, with cooldown 9 it is not."""
+    config = small(gc_lr_window=10, cooldown_period=cooldown, reactive_every_step=False)
+    assert adjustment_steps(config, 60) == expected
+
+
+# ---------------------------------------------------------------------------- boundaries of the rules
+def test_reactive_rule_needs_a_gap_strictly_above_max_loss_diff() -> None:
+    ctrl = GCANNController(small(gc_lr_window=1000, max_loss_diff=3.0, cooldown_period=0))
+    warm(ctrl, 10)
+    assert 3.5 - 0.5 == 3.0  # exactly representable: the gap equals max_loss_diff
+    assert not ctrl.observe(0.5, 3.5).events
+    assert not ctrl.observe(3.5, 0.5).events
+    assert [e.event for e in ctrl.observe(0.5, math.nextafter(3.5, math.inf)).events] == ["reactive"]
+
+
+def test_window_gap_clause_needs_a_gap_strictly_above_max_loss_diff() -> None:
+    """Ten losses 0.5 and 3.5 have means exactly 0.5 and 3.5: gap 3.0, not above max_loss_diff 3.0."""
+    ctrl = GCANNController(small(baseline_steps=0, reactive_every_step=False, max_loss_diff=3.0))
+    assert not any(ctrl.observe(0.5, 3.5).events for _ in range(10))
+    ctrl = GCANNController(small(baseline_steps=0, reactive_every_step=False, max_loss_diff=math.nextafter(3.0, 0)))
+    assert [e.event for e in [ctrl.observe(0.5, 3.5) for _ in range(10)][-1].events] == ["proactive"]
+
+
+@pytest.mark.parametrize("direction", ["d_overpowering", "g_overpowering"])
+def test_skip_iter_scale_clipped_after_many_same_direction_adjustments(direction: str) -> None:
+    """rate 1: each D-overpowering adjustment halves the scale, each G-overpowering one doubles it,
+    within [1/max_skip_iterations, max_skip_iterations] = [1/4, 4]; one step back from the bound
+    then gives catch-up bursts of round(6·0.5) = 3 (D) or round(6/2) = 3 (G)."""
+    ctrl = GCANNController(small(cooldown_period=0, gc_lr_window=1000, max_skip_iterations=4,
+                                 skip_iter_scale_rate=1.0, p=6))
+    warm(ctrl, 10)
+    push, back = ((0.5, 5.5), (5.5, 0.5)) if direction == "d_overpowering" else ((5.5, 0.5), (0.5, 5.5))
+    for _ in range(8):
+        ctrl.observe(*push)
+    assert ctrl.skip_iter_scale == (0.25 if direction == "d_overpowering" else 4.0)
+    dec = ctrl.observe(*back)
+    assert ctrl.skip_iter_scale == (0.5 if direction == "d_overpowering" else 2.0)
+    assert (dec.extra_d_steps, dec.extra_g_steps) == ((3, 0) if direction == "d_overpowering" else (0, 3))
+
+
+@pytest.mark.parametrize("scale", [2.0, 0.5])
+def test_skip_runs_are_scaled_by_skip_iter_scale(scale: float) -> None:
+    """D's skip run lasts round(p / skip_iter_scale) steps, G's round(p · skip_iter_scale) (p = 6)."""
+    ctrl = GCANNController(small(gc_lr_window=1000, p=6, skip_iter_scale=scale))
+    warm(ctrl, 10)
+    d_run = [ctrl.observe(0.04, 1.0).train_d] + [ctrl.observe(1.0, 1.0).train_d for _ in range(15)]
+    g_run = [ctrl.observe(1.0, 0.04).train_g] + [ctrl.observe(1.0, 1.0).train_g for _ in range(15)]
+    n_d, n_g = round(6 / scale), round(6 * scale)
+    assert d_run == [False] * n_d + [True] * (16 - n_d)
+    assert g_run == [False] * n_g + [True] * (16 - n_g)
+
+
+@pytest.mark.parametrize("case", ["g_paused", "d_paused", "both_paused_d_trains", "both_paused_g_trains",
+                                  "g_skipping"])
+def test_no_extra_steps_for_a_network_that_does_not_train(case: str) -> None:
+    """An adjustment grants the lagging network a burst, but that network is paused or skipping
+    (and in two cases the other one too, so the tie-break trains the other): the burst is dropped."""
+    literal = dict(sign_convention="literal", gc_lr_window=1000)
+    setups = {  # config, losses before, losses at the adjustment, expected (train_d, train_g)
+        "g_paused": (small(**literal), [], (5.0, 0.005), (True, False)),
+        "d_paused": (small(**literal), [], (0.02, 5.0), (False, True)),
+        "both_paused_d_trains": (small(**literal, max_loss_diff=0.004), [], (0.02, 0.005), (True, False)),
+        "both_paused_g_trains": (small(**literal, max_loss_diff=0.003), [], (0.005, 0.009), (False, True)),
+        "g_skipping": (small(gc_lr_window=1000), [(1.0, 0.04)], (0.5, 5.5), (True, False)),
+    }
+    config, before, (ld, lg), trains = setups[case]
+    ctrl = GCANNController(config)
+    warm(ctrl, 10)
+    for d, g in before:
+        ctrl.observe(d, g)
+    dec = ctrl.observe(ld, lg)
+    [adj] = [e for e in dec.events if e.event == "reactive"]
+    granted = adj.detail["extra_d_steps"] + adj.detail["extra_g_steps"]
+    assert granted == round(5 * 1.25)  # the adjustment did grant a burst (p = 5, scale moved by 1.25) ...
+    assert (dec.train_d, dec.train_g) == trains
+    assert (dec.extra_d_steps, dec.extra_g_steps) == (0, 0)  # ... that the idle network does not take
+
+
+# ---------------------------------------------------------------------------- state and config
+@pytest.mark.parametrize("cut", [1200, 2500])
+def test_round_trip_in_the_middle_of_scale_tuning(cut: int) -> None:
+    config = GCANNConfig(baseline_steps=50, gc_lr_window=10, cooldown_period=2, cooldown_unit="windows",
+                         max_loss_diff=2.0)
+    losses = noisy_losses(1, 4000)
+    original = GCANNController(config)
+    for d, g in losses[:cut]:
+        original.observe(d, g)
+    assert original.slope_thresh_scale != config.slope_thresh_scale  # tuning under way
+    restored = GCANNController(config)
+    restored.load_state_dict(json.loads(json.dumps(original.state_dict(), allow_nan=False)))
+    assert [restored.observe(d, g) for d, g in losses[cut:]] == [original.observe(d, g) for d, g in losses[cut:]]
+    assert any(e.event == "slope_thresh_scale" for e in original.events)
+
+
+def test_load_state_dict_refuses_a_state_saved_under_another_config() -> None:
+    saved = GCANNController(small(cooldown_period=5))
+    warm(saved, 3)
+    state = json.loads(json.dumps(saved.state_dict()))
+    other = GCANNController(small(cooldown_period=6, p=4))
+    with pytest.raises(ValueError, match=r"different config: cooldown_period \(saved 5, current 6\); "
+                                         r"p \(saved 5, current 4\)$"):
+        other.load_state_dict(state)
+    assert other.step == 0
+    ranged = GCANNController(small(cooldown_period=5, slope_thresh_scale_range=(0.5, 2.0)))
+    with pytest.raises(ValueError, match=r"slope_thresh_scale_range \(saved \[0.25, 4.0\], current \[0.5, 2.0\]\)"):
+        ranged.load_state_dict(state)
+    same = GCANNController(small(cooldown_period=5))
+    same.load_state_dict(state)
+    assert same.step == 3 and same.state_dict() == saved.state_dict()
+
+
+def test_load_state_dict_refuses_a_state_without_config() -> None:
+    state = GCANNController().state_dict()
+    del state["config"]
+    with pytest.raises(ValueError, match="no config"):
+        GCANNController().load_state_dict(state)
 
 
 # ---------------------------------------------------------------------------- presets

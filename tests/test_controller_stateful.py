@@ -26,6 +26,7 @@ def configs(draw: st.DrawFn) -> GCANNConfig:
         max_loss_diff=draw(st.floats(0.2, 3.0)),
         gc_lr_window=draw(st.integers(1, 8)),
         cooldown_period=draw(st.integers(0, 10)),
+        cooldown_unit=draw(st.sampled_from(["steps", "windows"])),
         baseline_steps=draw(st.integers(0, 20)),
         p=draw(st.integers(0, 8)),
         max_skip_iterations=max_skip,
@@ -34,6 +35,9 @@ def configs(draw: st.DrawFn) -> GCANNConfig:
         discriminator_skip_threshold=draw(st.floats(0.0, 0.2)),
         generator_skip_threshold=draw(st.floats(0.0, 0.2)),
         target_slope_range=draw(st.sampled_from([(-0.1, 0.1), (0.001, 0.2), (0.0, 0.0)])),
+        slope_thresh_scale_mode=draw(st.sampled_from(["adaptive", "constant"])),
+        slope_thresh_scale_rate=draw(st.floats(0.01, 1.0)),
+        slope_thresh_scale_target=draw(st.floats(0.05, 0.5)),
         lr_d_min=1e-4,
         lr_d_max=1e-2,
         lr_g_min=1e-4,
@@ -69,8 +73,11 @@ class CheckpointedController(RuleBasedStateMachine):
         for e in dec.events:
             if e.event in ("reactive", "proactive"):
                 assert dec.step >= c.baseline_steps
-                if self.last_adjustment is not None:
+                if self.last_adjustment is not None and c.cooldown_unit == "steps":
                     assert dec.step - self.last_adjustment > c.cooldown_period
+                elif self.last_adjustment is not None:  # windows ended strictly between the two adjustments
+                    ends = sum((w + 1) % c.gc_lr_window == 0 for w in range(self.last_adjustment + 1, dec.step))
+                    assert ends >= c.cooldown_period
                 self.last_adjustment = dec.step
                 self.adjustments += 1
 
@@ -98,12 +105,18 @@ class CheckpointedController(RuleBasedStateMachine):
         live, shadow = self.live, self.shadow
         assert (live.step, live.lr_d, live.lr_g) == (shadow.step, shadow.lr_d, shadow.lr_g)
         assert (live.slope_threshold, live.skip_iter_scale) == (shadow.slope_threshold, shadow.skip_iter_scale)
+        assert live.slope_thresh_scale == shadow.slope_thresh_scale
 
     @invariant()
     def learning_rates_in_bounds(self) -> None:
         c = self.config
         assert c.lr_d_min <= self.live.lr_d <= c.lr_d_max
         assert c.lr_g_min <= self.live.lr_g <= c.lr_g_max
+
+    @invariant()
+    def slope_thresh_scale_in_range(self) -> None:
+        low, high = self.config.slope_thresh_scale_range
+        assert low <= self.live.slope_thresh_scale <= high
 
     @invariant()
     def skip_runs_bounded(self) -> None:

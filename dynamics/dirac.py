@@ -81,7 +81,18 @@ class DiracGAN:
         hp = self._hp(hp, z)
         theta, psi = self.split(z)
         if obj.custom is not None:
-            ld, lg = obj.custom[0](theta, psi, hp), obj.custom[1](theta, psi, hp)
+            try:
+                ld, lg = obj.custom[0](theta, psi, hp), obj.custom[1](theta, psi, hp)
+            except KeyError as e:
+                if e.args and e.args[0] in hp:
+                    raise
+                raise ObjectiveError(
+                    f"custom objective {obj.name!r} reads hyper-parameter {e.args[0]!r}, which it was not given; "
+                    f"pass it to custom_objective({e.args[0]}=...) or in hp") from None
+            for name, t in (("loss_d", ld), ("loss_g", lg)):
+                if t.shape != (z.shape[0],):
+                    raise ObjectiveError(f"custom objective {obj.name!r}: {name} must have shape ({z.shape[0]},), "
+                                         f"one value per row; got {tuple(t.shape)}")
         else:
             ld, lg = self._logit_losses(theta, psi, hp)
         if obj.l2:

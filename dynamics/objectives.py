@@ -138,7 +138,8 @@ GAN_LOSSES: dict[str, GANLoss] = {
 
 def _gan_qp_d(r: Tensor, f: Tensor, ctx: Context) -> Tensor:
     diff = f - r
-    sq = (ctx.x_fake - ctx.x_real).flatten(1).pow(2).sum(dim=1)
+    # one squared distance per logit, in the logits' own shape ((B,) or (B, 1)): never (B, B)
+    sq = (ctx.x_fake - ctx.x_real).flatten(1).pow(2).sum(dim=1).reshape(diff.shape)
     # (D_f − D_r)² / (2λ‖x_f − x_r‖) → 0 as x_f → x_r for a Lipschitz D.  Where x_f = x_r
     # the term is 0; the inner `where` keeps autograd away from 0/0 there.
     zero = sq == 0
@@ -150,11 +151,29 @@ def _gan_qp_d(r: Tensor, f: Tensor, ctx: Context) -> Tensor:
 # --------------------------------------------------------------------------- #
 # Discriminator regularisers (added to loss_d only)
 # --------------------------------------------------------------------------- #
+def logits_of(out: Tensor, x: Tensor) -> Tensor:
+    """The discriminator's output on the batch ``x`` as one logit per sample, shape ``(B,)``.
+
+    Discriminators return ``(B,)`` or ``(B, 1)``; anything else is refused (a ``(B, 1)``
+    logit broadcast against a ``(B,)`` term would silently give ``(B, B)`` losses).
+    """
+    B = x.shape[0]
+    if out.shape == (B, 1):
+        return out.reshape(B)
+    if out.shape != (B,):
+        raise ObjectiveError(f"the discriminator must return one logit per sample, shape ({B},) or ({B}, 1); "
+                             f"got {tuple(out.shape)} for a batch of {B}")
+    return out
+
+
 def input_grad(D: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """Return ``(D(x), ∇ₓD(x))`` with a graph, so penalties can be differentiated again."""
+    """Return ``(D(x), ∇ₓD(x))`` with a graph, so penalties can be differentiated again.
+
+    ``D(x)`` comes back with shape ``(B,)`` (see :func:`logits_of`).
+    """
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)
-    out = D(x)
+    out = logits_of(D(x), x)
     (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return out, g
 
@@ -219,15 +238,24 @@ def logit_losses(loss: str, penalties: tuple[str, ...], D: Callable[[Tensor], Te
     plain evaluation of the loss on ``(D(x_real), D(x_fake))`` (exact instance-noise
     expectations do this) and returns ``(loss_d, loss_g)`` itself.
     """
+    if loss not in GAN_LOSSES:
+        raise ObjectiveError(f"unknown loss {loss!r}; choose from {sorted(GAN_LOSSES)}")
     spec = GAN_LOSSES[loss]
+    for p in penalties:
+        if p not in PENALTIES:
+            raise ObjectiveError(f"unknown penalty {p!r}; choose from {sorted(PENALTIES)}")
+    needed = list(dict.fromkeys([*spec.params, *(k for p in penalties for k in PENALTIES[p].params)]))
+    missing = [k for k in needed if k not in hp]
+    if missing:
+        raise ObjectiveError(f"loss {loss!r} with penalties {list(penalties)} needs hyper-parameter(s) {missing} in hp")
+    if x_interp is None and "gp" in penalties:
+        raise ObjectiveError("the WGAN-GP penalty needs x_interp (points between real and fake samples)")
     if base is not None:
         ld, lg = base(spec)
     else:
         ctx = Context(x_real, x_fake, hp)
-        d_fake = D(x_fake)
-        ld, lg = spec.d(D(x_real), d_fake, ctx), spec.g(d_fake, ctx)
-    if x_interp is None and "gp" in penalties:
-        raise ObjectiveError("the WGAN-GP penalty needs x_interp (points between real and fake samples)")
+        d_fake = logits_of(D(x_fake), x_fake)
+        ld, lg = spec.d(logits_of(D(x_real), x_real), d_fake, ctx), spec.g(d_fake, ctx)
     for p in penalties:
         ld = ld + PENALTIES[p].fn(D, x_real, x_fake, x_interp, hp)
     return ld, lg

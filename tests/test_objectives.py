@@ -1,5 +1,7 @@
 """The objectives are written once for any discriminator: checked on an image-shaped batch
 against torch's own losses and a hand-rolled autograd penalty."""
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -93,3 +95,58 @@ def test_hinge_base_under_r1_has_the_closed_form_dirac_field():
     th, ps = z[:, 0], z[:, 1]
     want = torch.stack([ps, -th * (ps * th > -1).double() - 0.7 * ps], dim=1)
     torch.testing.assert_close(game.field(z), want)
+
+
+ALL_HP = {"a": -1.0, "b": 1.0, "c": 0.5, "alpha_d": 1.5, "alpha_g": 0.7, "lam": 2.0, "gamma": 3.0}
+
+
+@pytest.mark.parametrize("penalty", [(), *[(p,) for p in dy.PENALTIES]])
+@pytest.mark.parametrize("loss", sorted(dy.GAN_LOSSES))
+def test_a_b_by_1_discriminator_gives_the_per_sample_losses_of_a_flat_one(batch, loss, penalty):
+    # most discriminators end in Linear(·, 1): shape (B, 1).  Before the fix, R1 on nsgan gave
+    # loss_d of shape (B, B) whose .mean() was right by luck and whose per-sample values were not.
+    D, xr, xf = batch
+    D_col = torch.nn.Sequential(*list(D)[:-1])  # the same network without the final Flatten(0)
+    assert D_col(xr).shape == (5, 1)
+    hp = {k: ALL_HP[k] for k in {*dy.GAN_LOSSES[loss].params, *(k for p in penalty for k in dy.PENALTIES[p].params)}}
+    eps = torch.rand(5, 1, 1, 1, dtype=torch.float64)
+    xi = eps * xr + (1 - eps) * xf
+    flat = dy.logit_losses(loss, penalty, D, xr, xf, hp, x_interp=xi)
+    col = dy.logit_losses(loss, penalty, D_col, xr, xf, hp, x_interp=xi)
+    for a, b in zip(flat, col):
+        assert a.shape == b.shape == (5,)
+        torch.testing.assert_close(b, a)
+    # the flat values one sample at a time (a batch of one cannot mix rows)
+    for i in range(5):
+        one = dy.logit_losses(loss, penalty, D, xr[i:i + 1], xf[i:i + 1], hp, x_interp=xi[i:i + 1])
+        torch.testing.assert_close(col[0][i:i + 1], one[0])
+        torch.testing.assert_close(col[1][i:i + 1], one[1])
+
+
+@pytest.mark.parametrize("shape", [(5, 2), (5, 1, 1), (), (1, 5), (4,)])
+def test_a_discriminator_of_any_other_shape_is_refused_naming_the_shape(batch, shape):
+    _, xr, xf = batch
+    D = lambda x: x.sum() * torch.ones(shape, dtype=x.dtype)  # noqa: E731
+    for penalty in ((), ("r1",), ("roth",)):
+        with pytest.raises(ObjectiveError, match=r"one logit per sample.*got " + re.escape(str(shape))):
+            dy.logit_losses("nsgan", penalty, D, xr, xf, {"gamma": 1.0})
+
+
+def test_unknown_names_and_missing_hyper_parameters_are_objective_errors(batch):
+    D, xr, xf = batch
+    with pytest.raises(ObjectiveError, match="unknown penalty 'r3'"):
+        dy.logit_losses("nsgan", ("r3",), D, xr, xf, {"gamma": 1.0})
+    with pytest.raises(ObjectiveError, match="unknown loss 'bce'"):
+        dy.logit_losses("bce", (), D, xr, xf, {})
+    with pytest.raises(ObjectiveError, match=r"needs hyper-parameter\(s\) \['gamma'\]"):
+        dy.logit_losses("nsgan", ("r1",), D, xr, xf, {})
+    with pytest.raises(ObjectiveError, match=r"\['a', 'b', 'c'\]"):
+        dy.logit_losses("lsgan", (), D, xr, xf, {})
+    # a custom objective reading a hyper-parameter it was not given
+    mine = dy.custom_objective(lambda th, ps, hp: (th * ps).sum(-1) + hp["k"] * (ps**2).sum(-1),
+                               lambda th, ps, hp: -(th * ps).sum(-1))
+    with pytest.raises(ObjectiveError, match="reads hyper-parameter 'k'"):
+        dy.DiracGAN(mine).field(torch.ones(1, 2, dtype=torch.float64))
+    scalar = dy.custom_objective(lambda th, ps, hp: (th * ps).sum(), lambda th, ps, hp: -(th * ps).sum(-1))
+    with pytest.raises(ObjectiveError, match=r"loss_d must have shape \(3,\)"):
+        dy.DiracGAN(scalar).field(torch.ones(3, 2, dtype=torch.float64))

@@ -257,8 +257,19 @@ def test_gcann_run_logs_events_and_changes_learning_rates(tmp_path):
 
 
 # --------------------------------------------------------------------------- objective
+class _LinearD(torch.nn.Module):
+    """D(x) = w·x: its input gradient is w for every sample."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w
+
+
 def _linear_D(w):
-    return lambda x: x.flatten(1) @ w
+    return _LinearD(w.detach().clone())
 
 
 def test_objective_matches_bce_and_lazy_r1_weight():
@@ -269,6 +280,7 @@ def test_objective_matches_bce_and_lazy_r1_weight():
     cfg = tiny(loss="nsgan")
     obj = GANObjective(cfg)
     total, gan = obj.d_loss(_linear_D(w), real, fake, 0, 0, torch.rand, randn)
+    w = w.detach()
     dr, df = real.flatten(1) @ w, fake.flatten(1) @ w
     bce = F.binary_cross_entropy_with_logits(dr, torch.ones(8)) + F.binary_cross_entropy_with_logits(df, torch.zeros(8))
     assert torch.allclose(gan, bce) and torch.allclose(total, bce)
@@ -287,6 +299,7 @@ def test_hinge_and_wgan_gp_c0_and_l2():
     real, fake = torch.randn(6, 1, 3, 4), torch.randn(6, 1, 3, 4)
     zeros = lambda s: torch.zeros(s)  # noqa: E731
     obj = GANObjective(tiny(loss="hinge"))
+    w = w.detach()
     dr, df = real.flatten(1) @ w, fake.flatten(1) @ w
     _, gan = obj.d_loss(_linear_D(w), real, fake, 0, 0, torch.rand, zeros)
     assert torch.allclose(gan, (F.relu(1 - dr) + F.relu(1 + df)).mean())

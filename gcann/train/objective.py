@@ -94,7 +94,7 @@ class GANObjective:
                 pen = PENALTIES[p].fn(D_grad, xr.float(), xf.float(), None if xi is None else xi.float(), self.pen_hp)
             total = total + weight * pen.mean()
         if "l2" in self.cfg.reg:
-            total = total + 0.5 * self.cfg.l2 * sum(q.pow(2).sum() for q in D.parameters())
+            total = total + 0.5 * self.cfg.l2 * sum(q.pow(2).sum() for q in D_grad.parameters())
         return total, gan
 
     def d_gan_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, randn: RandFn) -> Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data_fixtures import truncated_jpeg
 from gcann.cli import main
 
 
@@ -133,3 +134,14 @@ def test_sweep_errors(tmp_path, capsys):
     assert main(["sweep", "--preset", "celeba-dcgan", "--grid", "loss=nsgan,bogus", "--out", str(tmp_path / "s")]) == 2
     assert "loss must be one of" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_truncated_image_found_in_training_is_one_line(tmp_path, capsys, workers):
+    root = tmp_path / "imgs"
+    _images(root, n=16)
+    truncated_jpeg(root / "zz_truncated.jpg")  # the header survives, the image data does not
+    rc = main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(root),
+               "--out", str(tmp_path / "run"), "--max-steps", "6", *TINY, "--num-workers", workers])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith("gcann: error:") and "zz_truncated.jpg" in err, err

@@ -136,6 +136,15 @@ def _check_writable(folder: Path) -> None:
         raise UserError(f"cannot write the run folder {folder}: {e.strerror or e}") from None
 
 
+def _one_line(e: Exception) -> str:
+    """The message of ``e``; for an error re-raised from a DataLoader worker, the original one."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class Diverged(click.ClickException):
     """Training stopped on a NaN/Inf loss: exit status 3."""
 
@@ -155,7 +164,7 @@ def _run(make_trainer) -> None:
                    f"controller {trainer.cfg.controller}", err=True)
         result = trainer.fit()
     except (ConfigError, RunError, DataError, CheckpointError, NonFiniteLossError) as e:
-        raise UserError(str(e)) from None
+        raise UserError(_one_line(e)) from None
     except TrainingDiverged as e:
         raise Diverged(str(e)) from None
     click.echo(f"finished: {result.step} steps; last checkpoint {result.checkpoint}", err=True)

@@ -143,7 +143,8 @@ class Trainer:
         if dataset is None:
             from gcann.data import build_dataset
 
-            dataset = build_dataset(cfg.dataset, cfg.data_root, resolution=cfg.resolution)
+            options = {"channels": cfg.channels} if cfg.kind == "image" else {}
+            dataset = build_dataset(cfg.dataset, cfg.data_root, resolution=cfg.resolution, **options)
         self.dataset = dataset
         expected = (cfg.channels, cfg.resolution, cfg.resolution) if cfg.kind == "image" else (1,) + (cfg.resolution,) * 3
         shape = tuple(getattr(dataset, "sample_shape", tuple(dataset[0].shape)))

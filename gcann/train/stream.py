@@ -78,7 +78,8 @@ class BatchStream:
                 self._it = iter(loader)
             x = next(self._it)
         self.pos += 1
-        return x.to(self.device, non_blocking=True)
+        x = x.to(self.device, non_blocking=True)
+        return x if x.is_floating_point() else x.float()  # compact sets (uint8/bool voxels) widen on the device
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from .common import UserError
+from . import metrics as _metrics
 from . import train as _train
 from .dirac import dirac
 
@@ -27,6 +28,8 @@ def cli():
 
 cli.add_command(dirac)
 _train.register(cli)
+cli.add_command(_metrics.fid)
+cli.add_command(_metrics.eval_run)
 
 
 def main(argv: list[str] | None = None) -> int:

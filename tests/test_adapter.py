@@ -4,6 +4,8 @@ the DCGAN models have the standard shapes and initialisation."""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -93,6 +95,9 @@ def test_generator_loss_adds_diversity_only_when_decided() -> None:
     base = torch.tensor(1.0)
     assert adapter.generator_loss(base, fake, off) is base
     assert adapter.generator_loss(base, fake, on).item() == pytest.approx(1.0 + 3.0, abs=1e-4)
+    paper, _, _ = make(replace(CONFIG, diversity_scaling="paper"))
+    expected = 1.0 + 0.001 + 1.0 / (1 - math.exp(-3.0))  # identical samples: u = 1 (to 1e-6), weight 1
+    assert paper.generator_loss(base, fake, on).item() == pytest.approx(expected, abs=1e-4)
 
 
 def test_resume_syncs_restored_learning_rates() -> None:

@@ -434,6 +434,11 @@ def test_nonfinite_loss_diverged_mode() -> None:
         ("lr_d_min", 1.0), ("lr_g_max", 1e-9), ("diversity_check_interval", 0), ("topend_diversity_loss", 0.0),
         ("discriminator_pause_threshold", -0.1), ("sign_convention", "other"), ("skip_rule", "x"),
         ("on_nonfinite", "ignore"), ("reactive_every_step", 1),
+        ("slope_thresh_scale_mode", "fixed"), ("slope_thresh_scale_target", 0.0), ("slope_thresh_scale_target", 1.0),
+        ("slope_thresh_scale_rate", 0.0), ("slope_thresh_scale_rate", float("inf")),
+        ("slope_thresh_scale_range", (0.0, 1.0)), ("slope_thresh_scale_range", (2.0, 1.0)),
+        ("slope_thresh_scale_range", (1.0,)), ("slope_thresh_scale", 5.0), ("cooldown_unit", "epochs"),
+        ("diversity_scaling", "sigmoid"),
     ],
 )
 def test_config_validation_names_the_parameter(field: str, value) -> None:
@@ -447,6 +452,11 @@ def test_config_defaults_and_from_epochs() -> None:
     assert GCANNConfig.from_epochs(2, 50).baseline_steps == 100
     assert json.loads(json.dumps(c.to_dict()))["target_slope_range"] == [-0.1, 0.1]
     assert GCANNConfig(target_slope_range=[0.0, 1.0]).target_slope_range == (0.0, 1.0)
+    assert GCANNConfig(slope_thresh_scale_range=[0.5, 2.0]).slope_thresh_scale_range == (0.5, 2.0)
+    assert json.loads(json.dumps(c.to_dict()))["slope_thresh_scale_range"] == [0.25, 4.0]
+    # outside the adaptive range only matters when the scale is adaptive
+    assert GCANNConfig(slope_thresh_scale=5.0, slope_thresh_scale_mode="constant").slope_thresh_scale == 5.0
+    assert (c.slope_thresh_scale_mode, c.cooldown_unit, c.diversity_scaling) == ("adaptive", "steps", "tanh")
 
 
 def test_write_events_jsonl(tmp_path: Path) -> None:

@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gcann.controller import GCANNConfig
-from gcann.diversity import diversity_loss, diversity_term, mean_pairwise_distance, pairwise_distances
+from gcann.diversity import (
+    diversity_loss,
+    diversity_term,
+    mean_pairwise_distance,
+    pairwise_distances,
+    paper_diversity_loss,
+)
 
 METRICS = ("l2", "cosine")
 PROPERTY = settings(max_examples=100, deadline=None, derandomize=True, database=None,
@@ -97,6 +103,65 @@ def test_diversity_term_uses_the_config() -> None:
     assert diversity_term(x, config).item() == pytest.approx(10.0, abs=1e-4)
 
 
+def test_tanh_clamp_removes_the_rounding_above_topend() -> None:
+    """For identical samples and a huge scale u = 1 exactly, and in float64 0.288 + (0.824 - 0.288)
+    rounds to one unit above 0.824: only the clamp keeps the penalty at topend."""
+    bottom, top = 0.288, 0.824
+    assert bottom + (top - bottom) > top
+    x = torch.zeros(4, 6, dtype=torch.float64)
+    assert diversity_loss(x, bottomend=bottom, topend=top, scale=1e30).item() == top
+
+
+def test_paper_scaling_matches_its_formula() -> None:
+    """Two 1-D samples 0 and 0.5: d = 0.5 (RMS distance), u = 1 - tanh(0.5)."""
+    x = torch.tensor([[0.0], [0.5]], dtype=torch.float64)
+    u = 1 - math.tanh(0.5)
+    for weight, bottom, top in ((1.0, 0.001, 3.0), (2.5, 0.01, 5.0), (0.0, 0.2, 1.0)):
+        expected = bottom + u * weight / (1 - math.exp(-top))
+        got = paper_diversity_loss(x, bottomend=bottom, topend=top, weight=weight).item()
+        assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_paper_scaling_is_clamped_at_topend() -> None:
+    """Weight 10 on identical samples: the formula gives 0.001 + 10 / (1 - e^-3) ≈ 10.5 > topend = 3."""
+    x = torch.ones(5, 8, dtype=torch.float64)
+    assert 0.001 + 10 / (1 - math.exp(-3.0)) > 3.0
+    assert paper_diversity_loss(x, bottomend=0.001, topend=3.0, weight=10.0).item() == 3.0
+
+
+@PROPERTY
+@given(batches(), st.sampled_from(METRICS), st.floats(0.0, 1.0), st.floats(0.01, 10.0), st.floats(0.0, 100.0),
+       st.floats(0.01, 10.0))
+def test_paper_bounds_hold(x: torch.Tensor, metric: str, bottom: float, width: float, weight: float,
+                           scale: float) -> None:
+    top = bottom + width
+    loss = paper_diversity_loss(x, metric=metric, bottomend=bottom, topend=top, weight=weight, scale=scale).item()
+    assert bottom <= loss <= top
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_paper_scaling_penalises_alike_samples_and_pushes_them_apart(metric: str) -> None:
+    g = torch.Generator().manual_seed(2)
+    collapsed = torch.randn(1, 64, generator=g) + 0.01 * torch.randn(16, 64, generator=g)
+    spread = torch.randn(16, 64, generator=g)
+    assert paper_diversity_loss(spread, metric=metric) < paper_diversity_loss(collapsed, metric=metric)
+    x = collapsed.clone().requires_grad_()
+    paper_diversity_loss(x, metric=metric).backward()
+    assert torch.isfinite(x.grad).all()
+    before = mean_pairwise_distance(collapsed, metric)
+    assert mean_pairwise_distance(collapsed - 0.1 * x.grad, metric) > before
+
+
+def test_diversity_term_honours_the_scaling_switch() -> None:
+    """Identical samples (u = 1 - tanh(1e-6), the distance floor): tanh mode gives weight·topend,
+    paper mode bottomend + weight / (1 - e^-topend)."""
+    x = torch.zeros(4, 5, dtype=torch.float64)
+    kw = dict(diversity_weight=2.0, topend_diversity_loss=5.0, bottomend_diversity_loss=0.01)
+    assert diversity_term(x, GCANNConfig(**kw)).item() == pytest.approx(10.0, abs=1e-5)
+    paper = diversity_term(x, GCANNConfig(**kw, diversity_scaling="paper")).item()
+    assert paper == pytest.approx(0.01 + 2.0 / (1 - math.exp(-5.0)), abs=1e-5)
+
+
 def test_errors() -> None:
     with pytest.raises(ValueError, match="at least 2 samples"):
         pairwise_distances(torch.zeros(1, 4))
@@ -104,3 +169,11 @@ def test_errors() -> None:
         pairwise_distances(torch.zeros(3, 4), "manhattan")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bottomend < topend"):
         diversity_loss(torch.zeros(3, 4), bottomend=1.0, topend=1.0)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        diversity_loss(torch.zeros(3, 4), scale=0.0)
+    with pytest.raises(ValueError, match="weight must be"):
+        paper_diversity_loss(torch.zeros(3, 4), weight=-1.0)
+    with pytest.raises(ValueError, match="bottomend < topend"):
+        paper_diversity_loss(torch.zeros(3, 4), bottomend=2.0, topend=1.0)
+    with pytest.raises(ValueError, match="GCANNConfig.diversity_scaling "):
+        GCANNConfig(diversity_scaling="sigmoid")

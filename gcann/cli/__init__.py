@@ -22,6 +22,7 @@ __all__ = ["UserError", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gcann", prog_name="gcann", message="%(prog)s %(version)s")
 def cli():
     """gcann: Dirac-GAN dynamics and the GCANN training controller."""
 

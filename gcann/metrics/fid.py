@@ -74,7 +74,8 @@ def fid_statistics(features: Tensor | np.ndarray, *, what: str = "features") -> 
         raise MetricError(f"FID needs at least {d} samples per set for a full-rank {d}x{d} covariance, "
                           f"{what} has {n} (below that FID is biased upward; use KID for small sets)")
     st = fid_features_to_statistics(f)
-    return FIDStats(np.asarray(st["mu"], dtype=np.float64), np.asarray(st["sigma"], dtype=np.float64), n)
+    return FIDStats(np.asarray(st["mu"], dtype=np.float64).reshape(d),
+                    np.asarray(st["sigma"], dtype=np.float64).reshape(d, d), n)  # np.cov of one feature is 0-d
 
 
 def frechet_distance(a: FIDStats, b: FIDStats) -> float:

@@ -33,6 +33,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -125,16 +126,18 @@ def _tf_graph_state(path: Path) -> tuple[dict[str, Tensor], bool]:
     """A torch-fidelity-layout state dict from either weights layout, and whether it holds the logits head."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not a plain state dict: try TorchScript next
-        state = None
-    if not isinstance(state, dict):
+    with warnings.catch_warnings():  # torch warns about TorchScript archives and about torch.jit's future
+        warnings.simplefilter("ignore")
         try:
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
-        except Exception as e:  # noqa: BLE001 - any failure means the file is not usable
-            raise MetricError(f"{path} is not an Inception-v3 weights file (neither a state dict nor TorchScript: "
-                              f"{type(e).__name__})") from None
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - not a plain state dict: try TorchScript next
+            state = None
+        if not isinstance(state, dict):
+            try:
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            except Exception as e:  # noqa: BLE001 - any failure means the file is not usable
+                raise MetricError(f"{path} is not an Inception-v3 weights file (neither a state dict nor "
+                                  f"TorchScript: {type(e).__name__})") from None
     template = _skeleton(FeatureExtractorInceptionV3)
     if set(template) <= set(state):                      # torch-fidelity / pytorch-fid layout
         out = {k: state[k] for k in template}

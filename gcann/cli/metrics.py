@@ -25,6 +25,14 @@ DEFAULT_METRICS = {"image": "fid,kid,is,pairwise,pairwise_inception",
                    "voxel": "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer"}
 
 
+def _enough(path: Path, n: int, net) -> None:
+    """FID's sample minimum, checked before any image goes through the network."""
+    need = getattr(net, "feature_dim", 0)
+    if n < need:
+        raise UserError(f"{path} holds {n} images; FID needs at least {need} per set for a full-rank "
+                        f"{need}x{need} covariance (below that it is biased upward)")
+
+
 def _folder_features(folder: Path, net, batch_size: int, device: str) -> torch.Tensor:
     """Features of every image of ``folder``, in name order, read a batch at a time (same-size runs batched)."""
     from PIL import Image, UnidentifiedImageError
@@ -34,6 +42,7 @@ def _folder_features(folder: Path, net, batch_size: int, device: str) -> torch.T
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    _enough(folder, len(files), net)
     feats, batch = [], []
 
     def flush():
@@ -95,7 +104,11 @@ def _statistics(path: str, net, batch_size: int, device: str):
     elif p.is_file() and p.suffix.lower() == ".npz":
         kind, value = _npz(p)
         if kind == "stats":
+            if len(value.mu) != getattr(net, "feature_dim", len(value.mu)):
+                raise UserError(f"{path}: statistics of {len(value.mu)} features, the network gives "
+                                f"{net.feature_dim}")
             return value
+        _enough(p, len(value), net)
         feats = inception_features(net, value, batch_size=batch_size, device=device)
     elif not p.exists():
         raise UserError(f"{path} does not exist")

@@ -207,6 +207,7 @@ class InceptionV3(nn.Module):
         features = ["2048", "logits_unbiased"] if has_head else ["2048"]
         self.net = FeatureExtractorInceptionV3("inception-v3-compat", features, feature_extractor_weights_path=buf)
         self.has_head = has_head
+        self.feature_dim = FEATURE_DIM
         self.fused = fused
         if fused:
             for m in self.net.modules():

@@ -483,7 +483,13 @@ class GCANNController:
         exceeded = slope > self._slope_threshold
         low, high = c.slope_thresh_scale_range
         step = c.slope_thresh_scale_rate * ((1.0 if exceeded else 0.0) - c.slope_thresh_scale_target)
-        self._slope_thresh_scale = _clip(self._slope_thresh_scale * math.exp(step), low, high)
+        log_scale = math.log(self._slope_thresh_scale) + step  # in logs: no overflow for any finite rate
+        if log_scale >= math.log(high):
+            self._slope_thresh_scale = high
+        elif log_scale <= math.log(low):
+            self._slope_thresh_scale = low
+        else:
+            self._slope_thresh_scale = _clip(math.exp(log_scale), low, high)
         self._slope_threshold = self._learned_threshold()
         self._scale_windows += 1
         self._scale_exceeded += exceeded

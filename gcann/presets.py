@@ -77,6 +77,7 @@ _CELEBA = Preset(
         "steps_per_epoch=1583 = ceil(202599 CelebA images / 128)",
         "lr_d, lr_g not given: DCGAN defaults 2e-4",
         "alpha, beta not given: the paper's 3DBiCar values 0.8, 0.6",
+        "slope_thresh_scale is 'dynamically tuned' with no rule given: our feedback rule (docs/gcann.md item 17)",
     ),
 )
 
@@ -107,6 +108,7 @@ _BICAR3D = Preset(
     notes=(
         "steps_per_epoch=12 = ceil(1500 3DBiCar models / 128)",
         "baseline_epochs, gc_lr_window, pause and skip thresholds not given: CelebA values",
+        "slope_thresh_scale is 'dynamically tuned' with no rule given: our feedback rule (docs/gcann.md item 17)",
     ),
 )
 

@@ -509,9 +509,10 @@ def test_adaptive_scale_follows_the_documented_feedback_rule() -> None:
     assert ctrl.slope_threshold == pytest.approx(0.5 * 0.001 * expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("rate", [1.0, 1e6])
 @pytest.mark.parametrize("move, bound", [(0.1, 4.0), (-0.1, 0.25)])
-def test_adaptive_scale_clipped_into_its_range(move: float, bound: float) -> None:
-    ctrl = GCANNController(one_step_windows(slope_thresh_scale_rate=1.0, slope_thresh_scale_range=(0.25, 4.0)))
+def test_adaptive_scale_clipped_into_its_range(move: float, bound: float, rate: float) -> None:
+    ctrl = GCANNController(one_step_windows(slope_thresh_scale_rate=rate, slope_thresh_scale_range=(0.25, 4.0)))
     gap = learned(ctrl)
     for _ in range(40):  # the gap stays positive: 5.003 - 40·0.1 > 0
         gap += move

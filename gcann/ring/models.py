@@ -1,0 +1,128 @@
+"""The ring study's networks, one per seed, stacked: batched MLPs and a masked Adam.
+
+Every weight carries a leading seed axis ``S``: a layer is ``W (S, in, out)`` and
+``b (S, 1, out)``, and a batch of inputs ``x (S, B, in)`` goes through one
+``torch.baddbmm`` per layer, so all seeds of a study train as one model. Seed 002's
+networks:
+
+* generator ``2 → 400 → 400 → 400 → 400 → 2``, ReLU;
+* discriminator ``2 → 200 → 200 → 200 → 200 → 1`` (a logit), LeakyReLU(0.2).
+
+Initialisation is ``nn.Linear``'s (weights and biases ~ U(±1/√fan_in)), drawn for
+each seed from that seed's own generator, so a seed's weights do not depend on
+the others in the batch.
+
+:class:`MaskedAdam` is Adam (Kingma & Ba; ``torch.optim.Adam``'s update, without
+weight decay) with a learning rate, a step count and a mask per seed: a seed whose
+mask is off keeps its parameters *and* its moments and step count unchanged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["G_HIDDEN", "D_HIDDEN", "MLPSpec", "GENERATOR", "DISCRIMINATOR", "MaskedAdam", "init_mlp", "mlp_forward",
+           "select"]
+
+G_HIDDEN = (400, 400, 400, 400)   # seed 002's generator: 4 hidden layers of 400, ReLU
+D_HIDDEN = (200, 200, 200, 200)   # seed 002's discriminator: 4 hidden layers of 200, LeakyReLU(0.2)
+
+Params = list[Tensor]  # [W1, b1, W2, b2, ...], each with a leading seed axis
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """Layer widths and the hidden activation of an MLP."""
+
+    sizes: tuple[int, ...]   # (input, hidden..., output)
+    act: str                 # "relu" or "leaky_relu" (slope 0.2)
+
+    @property
+    def n_params(self) -> int:
+        return sum(i * o + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+
+
+GENERATOR = MLPSpec((2, *G_HIDDEN, 2), "relu")
+DISCRIMINATOR = MLPSpec((2, *D_HIDDEN, 1), "leaky_relu")
+
+
+def init_mlp(spec: MLPSpec, generators: Sequence[torch.Generator], dtype=torch.float32) -> Params:
+    """Stacked ``nn.Linear``-style initial weights, seed ``k`` drawn from ``generators[k]`` only."""
+    per_seed = []
+    for gen in generators:
+        layers = []
+        for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand(fan_out, fan_in, generator=gen, dtype=dtype) * 2 - 1) * bound  # nn.Linear's (out, in)
+            b = (torch.rand(fan_out, generator=gen, dtype=dtype) * 2 - 1) * bound
+            layers += [w.T.contiguous(), b[None, :]]
+        per_seed.append(layers)
+    return [torch.stack([seed[i] for seed in per_seed]).contiguous() for i in range(len(per_seed[0]))]
+
+
+def mlp_forward(spec: MLPSpec, params: Params, x: Tensor) -> Tensor:
+    """``x (S, B, in) -> (S, B, out)``: one batched matmul per layer."""
+    n = len(params) // 2
+    for i in range(n):
+        w, b = params[2 * i], params[2 * i + 1]
+        if w.shape[-1] == 1:
+            # a single output (D's logit): a product and a sum over the last axis, which give each seed the
+            # same bits at any S (a batched matrix-vector product takes a different kernel at S = 1)
+            x = (x * w.transpose(1, 2)).sum(-1, keepdim=True) + b
+        else:
+            x = torch.baddbmm(b, x, w)
+        if i < n - 1:
+            x = F.relu(x) if spec.act == "relu" else F.leaky_relu(x, 0.2)
+    return x
+
+
+def select(params: Params, start: int, stop: int) -> Params:
+    """The seeds ``start:stop`` of stacked parameters (views; differentiable)."""
+    return [p[start:stop] for p in params]
+
+
+class MaskedAdam:
+    """Adam over stacked parameters with a per-seed learning rate, step count and mask.
+
+    The update is ``torch.optim.Adam``'s: ``m ← β₁m + (1−β₁)g``, ``v ← β₂v + (1−β₂)g²``,
+    ``p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)``, with ``t`` the seed's own count of
+    updates. Seeds whose mask is False are left exactly as they were.
+    """
+
+    def __init__(self, params: Params, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8) -> None:
+        self.params = params
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        n_seeds = params[0].shape[0]
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = torch.zeros(n_seeds, dtype=torch.long)
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[Tensor], lr: Tensor, mask: Tensor) -> None:
+        """One update of the seeds in ``mask (S,) bool`` at learning rates ``lr (S,)``."""
+        self.steps += mask.long()
+        t = self.steps.clamp_min(1).to(torch.float64)
+        bias1 = 1 - self.beta1 ** t
+        bias2_sqrt = (1 - self.beta2 ** t).sqrt()
+        step_size = (lr.to(torch.float64) / bias1)
+        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            keep = mask.view(shape)
+            m_new = torch.lerp(m, g, 1 - self.beta1)
+            v_new = v * self.beta2 + g * g * (1 - self.beta2)
+            denom = v_new.sqrt() / bias2_sqrt.to(p.dtype).view(shape) + self.eps
+            p_new = p - step_size.to(p.dtype).view(shape) * (m_new / denom)
+            m.copy_(torch.where(keep, m_new, m))
+            v.copy_(torch.where(keep, v_new, v))
+            p.copy_(torch.where(keep, p_new, p))
+
+    def state_of(self, k: int) -> dict[str, object]:
+        """Seed ``k``'s optimiser state (for tests and checks)."""
+        return {"step": int(self.steps[k]), "exp_avg": [m[k].clone() for m in self.exp_avg],
+                "exp_avg_sq": [v[k].clone() for v in self.exp_avg_sq]}

@@ -1,0 +1,327 @@
+"""Train many seeds (and settings) of seed 002's toy GAN as one batched model.
+
+Row ``k`` of the batch is one seed under one :class:`RingSetting`; rows share
+nothing but the matmul calls. Per step ``t`` (the image trainer's reading of a
+controller, ``docs/training.md``, with ``lag = 1``):
+
+1. each row's control gives this step's plan: ``d_steps``, ``g_steps``, learning
+   rates, diversity (GCANN rows: the decision from step ``t − 1``'s losses,
+   :class:`gcann.train.control.GCANNControl`; other rows: one step each at the
+   base learning rate);
+2. each row draws its real batch and latent codes; the fakes are made once;
+3. round ``r = 0, 1, ...``: D updates of the rows with ``d_steps > r``; round 0 on
+   the step's batch and fakes, later rounds (catch-up bursts) on fresh batches
+   drawn by those rows only; a row masked out keeps its weights and its Adam
+   state (:class:`~gcann.ring.models.MaskedAdam`);
+4. the same for G (round 0 on the step's fakes, after D's update), then the EMA
+   of the rows that have one, after each of their G updates;
+5. the plain GAN losses of round 0 (before the update; computed for every row,
+   also those that do not train) go to the controls. A row whose loss is NaN or
+   Inf is *diverged*: it stops training and counts as a failure.
+
+Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
+``PENALTIES["r1"]``; hyper-parameters are per row.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
+from gcann.controller import GCANNConfig, GCANNController
+from gcann.diversity import diversity_term
+from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
+from gcann.presets import preset
+from gcann.train.control import ConstantControl, GCANNControl
+
+from .data import BATCH_SIZE, N_TRAIN, SeedStreams, data_generator, dataset_modes, eval_generator, noise_generator
+from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
+
+__all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "ring_gcann_config", "train_ring",
+           "generate", "evaluate_run"]
+
+LR = 1e-4               # Adam learning rate of both networks, as the source
+BETAS = (0.9, 0.99)     # Adam betas, as the source
+R1_GAMMA = 1.0          # R1 weight γ of the +r1 settings: dynamics.objectives' r1 default, not tuned
+EMA_BETA = 0.999        # generator EMA decay of the +ema settings (evaluation uses the EMA generator)
+
+_LOSS_LABEL = {"alpha_sat": "sat", "alpha_ns": "ns"}
+
+
+@dataclass(frozen=True)
+class RingSetting:
+    """One training setting of the study: an objective and its variants."""
+
+    loss: str = "alpha_sat"        # a GAN_LOSSES name: alpha_sat, alpha_ns, lsgan, gan, nsgan
+    alpha_d: float = 1.0           # α_D of the (α_D, α_G) losses
+    alpha_g: float = 1.0           # α_G of the (α_D, α_G) losses
+    r1: float = 0.0                # R1 weight γ on D (0: none)
+    ema: float = 0.0               # generator EMA decay β (0: none)
+    gcann: bool = False            # one GCANN controller per seed
+
+    def __post_init__(self):
+        if self.loss not in GAN_LOSSES or self.loss in ("wgan", "gan_qp", "hinge"):
+            raise ValueError(f"ring setting: unsupported loss {self.loss!r}; use alpha_sat, alpha_ns, lsgan, gan or nsgan")
+        for name in ("alpha_d", "alpha_g"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"ring setting: {name} must be a finite number > 0, got {v!r}")
+        if not (math.isfinite(self.r1) and self.r1 >= 0):
+            raise ValueError(f"ring setting: the R1 weight must be >= 0, got {self.r1!r}")
+        if not (0 <= self.ema < 1):
+            raise ValueError(f"ring setting: the EMA decay must be in [0, 1), got {self.ema!r}")
+
+    @property
+    def name(self) -> str:
+        """Readable name: ``sat(0.3,1)``, ``ns(1,1)+gcann``, ``lsgan+r1``, ``sat(1,1)+ema``."""
+        if self.loss in _LOSS_LABEL:
+            base = f"{_LOSS_LABEL[self.loss]}({self.alpha_d:g},{self.alpha_g:g})"
+        else:
+            base = self.loss
+        return base + ("+gcann" if self.gcann else "") + ("+r1" if self.r1 else "") + ("+ema" if self.ema else "")
+
+    @property
+    def hp(self) -> dict[str, float]:
+        """The loss's hyper-parameters (LSGAN with the 0-1 coding a = 0, b = c = 1, as the source)."""
+        return {"alpha_d": self.alpha_d, "alpha_g": self.alpha_g, "a": 0.0, "b": 1.0, "c": 1.0}
+
+
+def ring_gcann_config(steps_per_epoch: int, lr: float = LR) -> GCANNConfig:
+    """The controller of the +gcann settings: the ``paper-celeba`` preset (warm-up 1 epoch) at the ring's lr."""
+    return preset("paper-celeba", steps_per_epoch=steps_per_epoch, lr_d=lr, lr_g=lr)
+
+
+@dataclass
+class RingRun:
+    """What :func:`train_ring` returns; arrays have one row per batch row (seed × setting)."""
+
+    settings: list[RingSetting]
+    seeds: list[int]
+    g_params: list[Tensor]
+    d_params: list[Tensor]
+    ema_params: list[Tensor]
+    diverged: Tensor                     # (S,) bool
+    steps: int                           # main steps taken
+    curve_epochs: list[int] = field(default_factory=list)
+    curve: list[dict[str, Tensor]] = field(default_factory=list)   # toy metrics (S,) after each listed epoch
+    loss_d: list[Tensor] = field(default_factory=list)   # per epoch: mean controller-read D loss (S,)
+    loss_g: list[Tensor] = field(default_factory=list)
+    lr_d: list[Tensor] = field(default_factory=list)     # per epoch: lr at the epoch's end (S,)
+    lr_g: list[Tensor] = field(default_factory=list)
+    d_updates: Tensor | None = None      # (S,) total D updates
+    g_updates: Tensor | None = None
+    events: list[dict] = field(default_factory=list)     # {"row", "step", "event", "reason"}
+    time_total: float = 0.0              # seconds in the training loop
+    time_control: float = 0.0            # of which in the controls (observe + plan)
+
+    def eval_params(self) -> list[Tensor]:
+        """Generator weights used for evaluation: the EMA's for rows with an EMA, G's otherwise."""
+        has = torch.tensor([s.ema > 0 for s in self.settings])
+        return [torch.where(has.view((-1,) + (1,) * (g.dim() - 1)), e, g) for g, e in zip(self.g_params, self.ema_params)]
+
+
+def _groups(values: Sequence) -> list[tuple[int, int, object]]:
+    """Contiguous runs ``(start, stop, value)`` of equal values."""
+    out, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            out.append((start, i, values[start]))
+            start = i
+    return out
+
+
+def generate(g_params: list[Tensor], z: Tensor, chunk: int = 8) -> Tensor:
+    """Generator samples ``(S, N, 2)`` of latent codes ``z (S, N, 2)``, a few seeds at a time."""
+    with torch.no_grad():
+        return torch.cat([mlp_forward(GENERATOR, select(g_params, i, i + chunk), z[i:i + chunk])
+                          for i in range(0, z.shape[0], chunk)])
+
+
+def train_ring(
+    settings: Sequence[RingSetting],
+    seeds: Sequence[int],
+    *,
+    epochs: int = 400,                    # passes over each seed's training set (main steps = epochs × 390)
+    dataset: str = "ring",                # "ring" (8 Gaussians) or "grid" (5×5)
+    n_train: int = N_TRAIN,               # training points per seed
+    batch_size: int = BATCH_SIZE,         # batch size
+    lr: float = LR,                       # Adam learning rate (both networks; GCANN rows start there)
+    betas: tuple[float, float] = BETAS,   # Adam betas
+    gcann_config: GCANNConfig | None = None,  # controller of +gcann rows (default: ring_gcann_config)
+    curve_every: int = 1,                 # evaluate coverage every this many epochs (0: never)
+    curve_samples: int = 2_500,           # samples per seed for the coverage curve (fixed codes per seed)
+    max_steps: int | None = None,         # stop after this many main steps (tests)
+    progress: Callable[[int, int], None] | None = None,  # called with (epoch, epochs) after each epoch
+    trace: list | None = None,            # if a list: one dict per step (plans and the losses read), for checks
+) -> RingRun:
+    """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
+    settings, seeds = list(settings), [int(s) for s in seeds]
+    if len(settings) != len(seeds) or not seeds:
+        raise ValueError("train_ring needs one setting per seed and at least one seed")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    S, B = len(seeds), batch_size
+    modes = dataset_modes(dataset)
+    data_gens = [data_generator(s) for s in seeds]
+    noise_gens = [noise_generator(s) for s in seeds]
+    G = init_mlp(GENERATOR, data_gens)
+    D = init_mlp(DISCRIMINATOR, data_gens)
+    stream = SeedStreams(modes, data_gens, noise_gens, n_train, batch_size)
+    steps_per_epoch = stream.batches_per_epoch
+    for p in G + D:
+        p.requires_grad_(True)
+    ema = [p.detach().clone() for p in G]
+    opt_d, opt_g = MaskedAdam(D, betas), MaskedAdam(G, betas)
+    cfg = gcann_config or ring_gcann_config(steps_per_epoch, lr)
+    controls = [GCANNControl(GCANNController(cfg)) if s.gcann else ConstantControl(lr, lr) for s in settings]
+    gcann_rows = [k for k, s in enumerate(settings) if s.gcann]
+
+    loss_groups = _groups([s.loss for s in settings])
+    hp = {name: torch.tensor([s.hp[name] for s in settings]).view(S, 1) for name in settings[0].hp}
+    r1_groups = [(a, b) for a, b, on in _groups([s.r1 > 0 for s in settings]) if on]
+    r1_gamma = torch.tensor([s.r1 for s in settings])
+    ema_beta = torch.tensor([s.ema for s in settings])
+    has_ema = ema_beta > 0
+    diverged = torch.zeros(S, dtype=torch.bool)
+    curve_z = torch.stack([torch.randn(curve_samples, 2, generator=eval_generator(s)) for s in seeds]) \
+        if curve_every else None
+
+    def d_out(params, x):
+        return mlp_forward(DISCRIMINATOR, params, x).squeeze(-1)
+
+    def d_loss(x_real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """(loss with R1, plain GAN loss), each (S,)."""
+        r, f = d_out(D, x_real), d_out(D, fake)
+        plain = torch.cat([GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))).mean(1)
+                           for a, b, name in loss_groups])
+        total = plain
+        for a, b in r1_groups:
+            n = b - a
+            sub = select(D, a, b)
+            pen = PENALTIES["r1"].fn(lambda x: d_out(sub, x.view(n, B, 2)).reshape(-1), x_real[a:b].reshape(n * B, 2),
+                                     None, None, {"gamma": r1_gamma[a:b].repeat_interleave(B)})
+            total = torch.cat([total[:a], total[a:b] + pen.view(n, B).mean(1), total[b:]])
+        return total, plain
+
+    def g_loss(fake: Tensor) -> Tensor:
+        f = d_out(D, fake)
+        return torch.cat([GAN_LOSSES[name].g(f[a:b], Context(fake[a:b], fake[a:b], _rows(hp, a, b))).mean(1)
+                          for a, b, name in loss_groups])
+
+    def g_objective(fake: Tensor, use_div: list[int]) -> tuple[Tensor, Tensor]:
+        plain = g_loss(fake)
+        total = plain
+        if use_div:
+            extra = torch.zeros(S)
+            extra = extra.index_put((torch.tensor(use_div),),
+                                    torch.stack([diversity_term(fake[k], cfg) for k in use_div]))
+            total = plain + extra
+        return total, plain
+
+    run = RingRun(settings, seeds, G, D, ema, diverged, 0)
+    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    sum_d, sum_g = torch.zeros(S, dtype=torch.float64), torch.zeros(S, dtype=torch.float64)
+    d_updates, g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
+    t_start = time.perf_counter()
+    for t in range(total_steps):
+        c0 = time.perf_counter()
+        plans = [c.plan() for c in controls]
+        run.time_control += time.perf_counter() - c0
+        live = ~diverged
+        d_steps = torch.tensor([p.d_steps for p in plans]) * live
+        g_steps = torch.tensor([p.g_steps for p in plans]) * live
+        lr_d = torch.tensor([p.lr_d for p in plans], dtype=torch.float64)
+        lr_g = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
+        use_div = [k for k in gcann_rows if plans[k].use_diversity and live[k]]
+
+        x_step = stream.real()
+        fake_step = mlp_forward(GENERATOR, G, stream.latent())
+        x_real, fake = x_step, fake_step
+        for r in range(int(d_steps.max())):
+            mask = d_steps > r
+            if r:
+                with torch.no_grad():
+                    x_real, fake = stream.real(mask), mlp_forward(GENERATOR, G, stream.latent(mask))
+            total, plain = d_loss(x_real, fake.detach())
+            if r == 0:
+                ld = plain.detach()
+            grads = torch.autograd.grad(total.sum(), D)
+            opt_d.step(grads, lr_d, mask)
+            d_updates += mask.long()
+        if int(d_steps.max()) == 0:
+            with torch.no_grad():
+                ld = d_loss(x_step, fake_step)[1]
+        fake = fake_step
+        for r in range(max(int(g_steps.max()), 1)):
+            mask = g_steps > r
+            if r:
+                fake = mlp_forward(GENERATOR, G, stream.latent(mask))
+            total, plain = g_objective(fake, use_div)
+            if r == 0:
+                lg = plain.detach()
+            if not bool(mask.any()):
+                break
+            grads = torch.autograd.grad(total.sum(), G)
+            opt_g.step(grads, lr_g, mask)
+            g_updates += mask.long()
+            with torch.no_grad():
+                upd = mask & has_ema
+                for e, p in zip(ema, G):
+                    shape = (-1,) + (1,) * (p.dim() - 1)
+                    beta = ema_beta.view(shape)
+                    e.copy_(torch.where(upd.view(shape), beta * e + (1 - beta) * p, e))
+
+        finite = torch.isfinite(ld) & torch.isfinite(lg)
+        diverged |= ~finite
+        ld_list, lg_list = ld.tolist(), lg.tolist()
+        c0 = time.perf_counter()
+        for k in gcann_rows:
+            if not diverged[k]:
+                for e in controls[k].observe(ld_list[k], lg_list[k]):
+                    run.events.append({"row": k, "step": e.step, "event": e.event, "reason": e.reason})
+        run.time_control += time.perf_counter() - c0
+        if trace is not None:
+            trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
+                          "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list})
+        sum_d += torch.where(finite, ld.double(), 0)
+        sum_g += torch.where(finite, lg.double(), 0)
+        run.steps = t + 1
+        if (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps:
+            epoch = (t + 1 + steps_per_epoch - 1) // steps_per_epoch
+            n = (t % steps_per_epoch) + 1
+            run.loss_d.append((sum_d / n).float())
+            run.loss_g.append((sum_g / n).float())
+            sum_d.zero_()
+            sum_g.zero_()
+            run.lr_d.append(torch.tensor([c.plan().lr_d for c in controls]))
+            run.lr_g.append(torch.tensor([c.plan().lr_g for c in controls]))
+            if curve_every and (epoch % curve_every == 0 or t + 1 == total_steps):
+                run.curve_epochs.append(epoch)
+                x = generate(run.eval_params(), curve_z)
+                run.curve.append(toy_mode_metrics(x, modes, nonfinite="flag"))
+            if progress is not None:
+                progress(epoch, epochs)
+    run.time_total = time.perf_counter() - t_start
+    run.d_updates, run.g_updates = d_updates, g_updates
+    for p in G + D:
+        p.requires_grad_(False)
+    return run
+
+
+def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:
+    return {k: v[a:b] for k, v in hp.items()}
+
+
+def evaluate_run(run: RingRun, dataset: str = "ring", num_samples: int = TOY_EVAL_SAMPLES) -> dict[str, Tensor]:
+    """Seed 002's final evaluation: toy metrics (S,) of ``num_samples`` fresh samples per row."""
+    z = torch.stack([torch.randn(num_samples, 2, generator=eval_generator(s, final=True)) for s in run.seeds])
+    out = toy_mode_metrics(generate(run.eval_params(), z), dataset_modes(dataset), nonfinite="flag")
+    out["success"] = out["success"] & ~run.diverged   # a diverged row counts as a failure
+    out["failure"] = out["failure"] | run.diverged
+    out["diverged"] = run.diverged.clone()
+    return out

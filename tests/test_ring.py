@@ -1,0 +1,205 @@
+"""Seed 002's ring study, batched (gcann/ring): data, batched seeds, masked Adam, controller masks."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gcann.controller import GCANNConfig, GCANNController
+from gcann.metrics.toy import ring_modes
+from gcann.ring import RingSetting, train_ring
+from gcann.ring.data import SeedStreams, data_generator, noise_generator
+from gcann.ring.models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward
+from gcann.train.control import GCANNControl
+
+SMALL = dict(n_train=512, curve_every=0)
+
+
+def active_config(**kw) -> GCANNConfig:
+    """A controller that acts at almost every step on BCE-sized losses (gap > 0.05): catch-up bursts,
+    learning-rate changes and the diversity term all occur within a few steps."""
+    base = dict(lr_d=1e-4, lr_g=1e-4, baseline_steps=0, gc_lr_window=2, cooldown_period=0, max_loss_diff=0.05,
+                p=2, max_skip_iterations=3, diversity_check_interval=2)
+    return GCANNConfig(**{**base, **kw})
+
+
+# --------------------------------------------------------------------------- data
+def test_training_set_and_noise_distributions():
+    S = 2
+    gens = [data_generator(s) for s in range(S)]
+    st = SeedStreams(ring_modes(), gens, [noise_generator(s) for s in range(S)], n_train=20_000)
+    x = st.data.double()                                                     # (S, N, 2)
+    means = ring_modes().means                                               # (cos 2πi/8, sin 2πi/8)
+    d2 = (x[..., None, :] - means).square().sum(-1)                          # (S, N, 8)
+    nearest = d2.argmin(-1)
+    resid = x - means[nearest]
+    assert resid.std().item() == pytest.approx(0.01, rel=0.03)               # variance 1e-4 per coordinate
+    assert resid.abs().max().item() < 0.01 * 6
+    freq = torch.stack([(nearest == i).double().mean() for i in range(8)])
+    assert (freq - 1 / 8).abs().max().item() < 0.01                          # equal weights
+    assert not torch.equal(st.data[0], st.data[1])                           # one training set per seed
+    z = torch.cat([st.latent() for _ in range(100)], dim=1).double()        # (S, 12800, 2)
+    assert z.mean().abs().item() < 0.03 and z.std().item() == pytest.approx(1.0, rel=0.03)
+    cov = torch.cov(z[0].T)
+    assert cov[0, 1].abs().item() < 0.03
+
+
+def test_an_epoch_visits_each_point_at_most_once_and_masked_seeds_do_not_draw():
+    gens = [data_generator(s) for s in range(3)]
+    st = SeedStreams(ring_modes(), gens, [noise_generator(s) for s in range(3)], n_train=640, batch_size=128)
+    batches = [st.real() for _ in range(5)]                                  # one epoch: 5 batches
+    seen = torch.cat(batches, dim=1)[0]
+    assert torch.unique(seen, dim=0).shape[0] == 640                         # a permutation of the set
+    mask = torch.tensor([True, False, True])
+    before = st.batch_pos.clone(), st.noise_pos.clone()
+    st.real(mask), st.latent(mask)
+    assert st.batch_pos[1] == before[0][1] and st.noise_pos[1] == before[1][1]
+    assert st.noise_pos[0] == before[1][0] + 1
+
+
+# --------------------------------------------------------------------------- models
+def _reference_mlp(sizes, act, params, k):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(a, b)
+        with torch.no_grad():
+            lin.weight.copy_(params[2 * i][k].T)
+            lin.bias.copy_(params[2 * i + 1][k, 0])
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def test_init_is_nn_linear_s_and_forward_matches_nn_sequential():
+    gens = [torch.Generator().manual_seed(s) for s in range(3)]
+    G, D = init_mlp(GENERATOR, gens), init_mlp(DISCRIMINATOR, gens)
+    assert [tuple(p.shape) for p in D[:2]] == [(3, 2, 200), (3, 1, 200)]
+    assert sum(p[0].numel() for p in G) == GENERATOR.n_params == 2 * 400 + 400 + 3 * (400 * 400 + 400) + 400 * 2 + 2
+    w = G[2]                                                                  # second layer: fan_in 400
+    assert w.abs().max().item() <= 1 / math.sqrt(400)
+    assert w.std().item() == pytest.approx(1 / math.sqrt(400) / math.sqrt(3), rel=0.02)   # U(±1/√fan_in)
+    x = torch.randn(3, 7, 2)
+    for spec, params in ((GENERATOR, G), (DISCRIMINATOR, D)):
+        ref = _reference_mlp(spec.sizes, spec.act, params, 1)
+        torch.testing.assert_close(mlp_forward(spec, params, x)[1], ref(x[1]), rtol=1e-5, atol=1e-6)
+
+
+def test_masked_adam_equals_torch_adam_and_leaves_masked_seeds_untouched():
+    torch.manual_seed(0)
+    params = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
+    ref = [p[0].clone().requires_grad_(True) for p in params]
+    torch_adam = torch.optim.Adam(ref, lr=1e-2, betas=(0.9, 0.99), foreach=False)
+    opt = MaskedAdam(params, betas=(0.9, 0.99))
+    frozen = [p[1].clone() for p in params]
+    lr = torch.tensor([1e-2, 1e-2, 3e-2])
+    for t in range(6):
+        grads = [torch.randn_like(p) for p in params]
+        mask = torch.tensor([True, False, t % 2 == 0])
+        opt.step(grads, lr, mask)
+        for r, g in zip(ref, grads):
+            r.grad = g[0].clone()
+        torch_adam.step()
+    for p, r in zip(params, ref):
+        torch.testing.assert_close(p[0], r.detach(), rtol=1e-6, atol=1e-7)
+    for p, f in zip(params, frozen):
+        assert torch.equal(p[1], f)                                           # masked out: parameters kept
+    assert torch.equal(opt.exp_avg[0][1], torch.zeros(4, 5)) and int(opt.steps[1]) == 0   # ... and Adam state
+    assert opt.steps.tolist() == [6, 0, 3]
+
+
+# --------------------------------------------------------------------------- batched seeds
+MIXED = [RingSetting("alpha_sat", 1, 1), RingSetting("alpha_ns", 0.5, 1.2, r1=1.0),
+         RingSetting("lsgan", ema=0.99), RingSetting("nsgan", gcann=True), RingSetting("alpha_sat", 0.3, 1)]
+
+
+def test_batched_seed_k_equals_seed_k_alone_bit_for_bit():
+    seeds = [3, 1, 4, 1, 5]
+    cfg = active_config()
+    run = train_ring(MIXED, seeds, epochs=1, max_steps=6, gcann_config=cfg, **SMALL)
+    assert run.events                                                        # the controller did act
+    for k in (0, 1, 2, 3):
+        alone = train_ring([MIXED[k]], [seeds[k]], epochs=1, max_steps=6, gcann_config=cfg, **SMALL)
+        for a, b in zip(run.g_params + run.d_params + run.ema_params, alone.g_params + alone.d_params + alone.ema_params):
+            assert torch.equal(a[k], b[0])
+
+
+def test_batched_training_equals_an_nn_module_loop_with_torch_adam():
+    """Independent truth: nn.Sequential networks, torch.optim.Adam and the non-saturating loss by hand."""
+    seed, steps = 7, 4
+    run = train_ring([RingSetting("alpha_ns", 1, 1)], [seed], epochs=1, max_steps=steps, **SMALL)
+    gen = data_generator(seed)
+    G0, D0 = init_mlp(GENERATOR, [gen]), init_mlp(DISCRIMINATOR, [gen])
+    st = SeedStreams(ring_modes(), [gen], [noise_generator(seed)], n_train=512)
+    G, D = _reference_mlp(GENERATOR.sizes, "relu", G0, 0), _reference_mlp(DISCRIMINATOR.sizes, "leaky", D0, 0)
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    for _ in range(steps):
+        x, z = st.real()[0], st.latent()[0]
+        fake = G(z)
+        loss_d = -torch.log(torch.sigmoid(D(x))).mean() - torch.log(1 - torch.sigmoid(D(fake.detach()))).mean()
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = -torch.log(torch.sigmoid(D(fake))).mean()
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+    ref = _reference_mlp(GENERATOR.sizes, "relu", run.g_params, 0)
+    for a, b in zip(ref.parameters(), G.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6)
+
+
+# --------------------------------------------------------------------------- controller masks
+def test_per_seed_masks_follow_each_controllers_decisions_one_step_later():
+    cfg = active_config()
+    settings = [RingSetting("nsgan", gcann=True), RingSetting("nsgan"), RingSetting("lsgan", gcann=True)]
+    trace: list[dict] = []
+    run = train_ring(settings, [0, 1, 2], epochs=1, max_steps=8, gcann_config=cfg, trace=trace, **SMALL)
+    for k in (0, 2):
+        # replay: a lone controller fed row k's recorded losses must give the plans row k followed (lag 1)
+        control = GCANNControl(GCANNController(cfg))
+        for t, rec in enumerate(trace):
+            p = control.plan()
+            assert (rec["d_steps"][k], rec["g_steps"][k]) == (p.d_steps, p.g_steps), (k, t)
+            assert (rec["lr_d"][k], rec["lr_g"][k]) == (p.lr_d, p.lr_g)
+            assert (k in rec["use_diversity"]) == p.use_diversity
+            control.observe(rec["loss_d"][k], rec["loss_g"][k])
+    assert any(rec["d_steps"][0] > 1 for rec in trace)                       # catch-up bursts happened
+    assert any(rec["d_steps"][0] != rec["g_steps"][0] for rec in trace)
+    assert all(rec["d_steps"][1] == rec["g_steps"][1] == 1 for rec in trace)  # the plain row: one step each
+    for k in range(3):                                                        # masked updates: counts add up
+        assert int(run.d_updates[k]) == sum(rec["d_steps"][k] for rec in trace)
+        assert int(run.g_updates[k]) == sum(rec["g_steps"][k] for rec in trace)
+
+
+def test_a_paused_network_keeps_its_weights_and_adam_state():
+    # G's pause threshold above any G loss: G never trains after the first (plain) step, D always does
+    cfg = active_config(generator_pause_threshold=1e3, max_loss_diff=1e3)
+    run0 = train_ring([RingSetting("nsgan", gcann=True)], [0], epochs=1, max_steps=1, gcann_config=cfg, **SMALL)
+    run = train_ring([RingSetting("nsgan", gcann=True)], [0], epochs=2, max_steps=5, gcann_config=cfg, **SMALL)
+    assert run.g_updates.tolist() == [1] and run.d_updates.tolist()[0] >= 5
+    for a, b in zip(run.g_params, run0.g_params):
+        assert torch.equal(a, b)
+
+
+def test_a_non_finite_loss_marks_the_row_diverged_and_leaves_the_others(monkeypatch):
+    from gcann.ring import train as ring_train
+
+    settings = [RingSetting("alpha_ns", 1, 1), RingSetting("alpha_ns", 1, 1)]
+    ok = train_ring(settings[:1], [0], epochs=1, max_steps=3, **SMALL)
+    orig = ring_train.init_mlp
+
+    def poisoned(spec, gens, dtype=torch.float32):          # row 1's discriminator: a NaN bias on its logit
+        params = orig(spec, gens, dtype)
+        if spec is DISCRIMINATOR and len(gens) == 2:
+            params[-1][1] = float("nan")
+        return params
+
+    monkeypatch.setattr(ring_train, "init_mlp", poisoned)
+    run = train_ring(settings, [0, 1], epochs=1, max_steps=3, **SMALL)
+    assert run.diverged.tolist() == [False, True]
+    for a, b in zip(run.g_params, ok.g_params):
+        assert torch.equal(a[0], b[0])

@@ -17,6 +17,7 @@ from .common import UserError
 from . import metrics as _metrics
 from . import train as _train
 from .dirac import dirac
+from .ring import ring
 
 __all__ = ["UserError", "cli", "main"]
 
@@ -28,6 +29,7 @@ def cli():
 
 
 cli.add_command(dirac)
+cli.add_command(ring)
 _train.register(cli)
 cli.add_command(_metrics.fid)
 cli.add_command(_metrics.eval_run)

@@ -111,12 +111,19 @@ class MaskedAdam:
         bias1 = 1 - self.beta1 ** t
         bias2_sqrt = (1 - self.beta2 ** t).sqrt()
         step_size = (lr.to(torch.float64) / bias1)
+        every = bool(mask.all())
         for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            keep = mask.view(shape)
+            if every:  # the same arithmetic in place
+                m.lerp_(g, 1 - self.beta1)
+                v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+                denom = v.sqrt().div_(bias2_sqrt.to(p.dtype).view(shape)).add_(self.eps)
+                p.sub_(step_size.to(p.dtype).view(shape) * (m / denom))
+                continue
+            keep = mask.view(shape)  # the same operations out of place, then kept where the mask is on
             m_new = torch.lerp(m, g, 1 - self.beta1)
-            v_new = v * self.beta2 + g * g * (1 - self.beta2)
-            denom = v_new.sqrt() / bias2_sqrt.to(p.dtype).view(shape) + self.eps
+            v_new = v.mul(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            denom = v_new.sqrt().div_(bias2_sqrt.to(p.dtype).view(shape)).add_(self.eps)
             p_new = p - step_size.to(p.dtype).view(shape) * (m_new / denom)
             m.copy_(torch.where(keep, m_new, m))
             v.copy_(torch.where(keep, v_new, v))

@@ -1,0 +1,59 @@
+"""``gcann ring ...``: seed 002's 2-D ring study, every seed of every setting in one batched model."""
+from __future__ import annotations
+
+import click
+
+from .common import UserError
+
+
+@click.group()
+def ring():
+    """Seed 002's ring of 8 Gaussians (or the 5×5 grid): (α_D, α_G)-GANs, LSGAN, ±GCANN, ±R1, ±EMA."""
+
+
+@ring.command()
+@click.option("--seeds", type=int, default=None, metavar="N",
+              help="seeds per setting [default: 2 (CPU size); the source: 200]")
+@click.option("--epochs", type=int, default=None, metavar="N",
+              help="epochs of 50,000 points (390 steps of 128) [default: 2 (CPU size); the source: 400]")
+@click.option("--full", is_flag=True, help="the source's size: 200 seeds x 400 epochs (a GPU job)")
+@click.option("--settings", default=None, metavar="NAMES",
+              help="settings separated by spaces or ';', e.g. 'sat(0.3,1) ns(0.5,1.2)+gcann lsgan+r1' "
+                   "[default: sat(1,1) sat(0.3,1) ns(1,1) ns(0.5,1.2) lsgan, each plain, +gcann, +r1, +ema]")
+@click.option("--dataset", type=click.Choice(["ring", "grid"]), default="ring", show_default=True)
+@click.option("--out", "out", default="runs/ring-study", show_default=True, metavar="DIR")
+@click.option("--eval-samples", type=int, default=25_000, show_default=True, help="final samples per seed")
+@click.option("--curve-every", type=int, default=1, show_default=True, help="coverage curve every N epochs (0: off)")
+@click.option("--curve-samples", type=int, default=2_500, show_default=True, help="samples per seed per curve point")
+@click.option("--n-train", type=int, default=50_000, show_default=True, help="training points per seed")
+@click.option("--first-seed", type=int, default=0, show_default=True)
+@click.option("--no-figures", is_flag=True, help="write results only")
+def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
+          no_figures):
+    """Train, evaluate and write DIR/results.json, DIR/results.md, DIR/run.json and figures."""
+    from gcann.ring.study import CPU_DEFAULT, FULL_SIZE, default_settings, parse_settings, run_study
+
+    size = FULL_SIZE if full else CPU_DEFAULT
+    seeds = size["seeds"] if seeds is None else seeds
+    epochs = size["epochs"] if epochs is None else epochs
+    for name, v, low in (("seeds", seeds, 1), ("epochs", epochs, 1), ("eval-samples", eval_samples, 1),
+                         ("curve-every", curve_every, 0), ("curve-samples", curve_samples, 1),
+                         ("n-train", n_train, 128), ("first-seed", first_seed, 0)):
+        if v < low:
+            raise UserError(f"--{name} must be >= {low}, got {v}")
+    try:
+        parsed = parse_settings(settings if settings is not None else default_settings())
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
+              curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed, figures=not no_figures,
+              log=lambda m: click.echo(m, err=True))
+
+
+@ring.command("toy")
+@click.option("--out", "out", default="figures/ring_toy_objectives.png", show_default=True, metavar="FILE")
+def toy(out):
+    """Seed 002's 1-D toy: G's objectives under the optimal D for (α_D, α_G) = (1,1), (0.2,1), (0.2,2)."""
+    from gcann.ring.plots import toy_objectives_figure
+
+    click.echo(str(toy_objectives_figure(out)))

@@ -1,0 +1,165 @@
+"""The ring study: settings × seeds trained as one batch, judged as seed 002 judges them.
+
+:func:`run_study` trains every (setting, seed) row of the study in one batched model
+(:func:`~gcann.ring.train.train_ring`), evaluates each row on 25,000 samples
+(:func:`~gcann.ring.train.evaluate_run`) and summarises each setting: success and
+failure rates with Wilson 95 % intervals, mean modes covered, mean HQ ratio, KL and
+reverse KL of the mode histogram (add-one smoothing).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from gcann.fileio import atomic_write_text
+from gcann.metrics.toy import TOY_EVAL_SAMPLES
+
+from .data import N_TRAIN
+from .train import EMA_BETA, R1_GAMMA, RingRun, RingSetting, evaluate_run, train_ring
+
+__all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "default_settings", "parse_settings", "run_study",
+           "summarise", "wilson", "markdown_table"]
+
+#: The objectives of the study (seed 002's Figure 1 and its CelebA comparison).
+BASES = ("sat(1,1)", "sat(0.3,1)", "ns(1,1)", "ns(0.5,1.2)", "lsgan")
+#: The variants of each objective.
+VARIANTS = ("", "+gcann", "+r1", "+ema")
+#: A study that finishes in about half an hour on a 2-core CPU (the source's size is FULL_SIZE).
+CPU_DEFAULT = {"seeds": 2, "epochs": 2}
+FULL_SIZE = {"seeds": 200, "epochs": 400}
+
+_NAME = re.compile(r"^(?:(sat|ns)\((\d*\.?\d+),(\d*\.?\d+)\)|(lsgan|gan|nsgan))((?:\+(?:gcann|r1|ema))*)$")
+
+
+def default_settings() -> list[str]:
+    return [b + v for b in BASES for v in VARIANTS]
+
+
+def parse_settings(text: str | Sequence[str]) -> list[RingSetting]:
+    """Settings from names such as ``sat(0.3,1)``, ``ns(0.5,1.2)+gcann``, ``lsgan+r1+ema`` (separated by
+    spaces or semicolons). ``+r1`` uses γ = R1_GAMMA, ``+ema`` β = EMA_BETA."""
+    names = text.replace(";", " ").split() if isinstance(text, str) else list(text)
+    if not names:
+        raise ValueError("no settings given")
+    out = []
+    for name in names:
+        m = _NAME.match(name.replace(" ", ""))
+        if not m:
+            raise ValueError(f"unknown setting {name!r}; write e.g. sat(0.3,1), ns(0.5,1.2)+gcann, lsgan+r1, "
+                             f"nsgan+ema (variants +gcann, +r1, +ema)")
+        kind, ad, ag, plain, variants = m.groups()
+        parts = variants.split("+")[1:]
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"setting {name!r} repeats a variant")
+        loss = {"sat": "alpha_sat", "ns": "alpha_ns"}[kind] if kind else plain
+        s = RingSetting(loss, float(ad) if ad else 1.0, float(ag) if ag else 1.0,
+                        r1=R1_GAMMA if "r1" in parts else 0.0, ema=EMA_BETA if "ema" in parts else 0.0,
+                        gcann="gcann" in parts)
+        if s in out:
+            raise ValueError(f"setting {s.name!r} is given twice")
+        out.append(s)
+    return out
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval (95 % by default) of a proportion ``k / n``."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(run: RingRun, metrics: dict[str, torch.Tensor], settings: Sequence[RingSetting]) -> list[dict]:
+    """One summary object per setting from the per-row metrics."""
+    out = []
+    for s in settings:
+        rows = torch.tensor([k for k, r in enumerate(run.settings) if r == s])
+        n = len(rows)
+        succ, fail = int(metrics["success"][rows].sum()), int(metrics["failure"][rows].sum())
+        modes = metrics["modes_covered"][rows].double()
+        hq = metrics["hq_ratio"][rows]
+        out.append({
+            "setting": s.name, "loss": s.loss, "alpha_d": s.alpha_d, "alpha_g": s.alpha_g, "r1_gamma": s.r1,
+            "ema_beta": s.ema, "gcann": s.gcann, "n_seeds": n,
+            "success": succ / n, "success_ci95": list(wilson(succ, n)),
+            "failure": fail / n, "failure_ci95": list(wilson(fail, n)),
+            "modes_mean": float(modes.mean()), "modes_std": float(modes.std()) if n > 1 else 0.0,
+            "hq_mean": float(hq.mean()), "hq_std": float(hq.std()) if n > 1 else 0.0,
+            "kl_mean": float(metrics["kl"][rows].mean()), "reverse_kl_mean": float(metrics["reverse_kl"][rows].mean()),
+            "diverged": int(metrics["diverged"][rows].sum()),
+            "modes_per_seed": metrics["modes_covered"][rows].tolist(),
+        })
+    return out
+
+
+def markdown_table(results: Sequence[dict], header: str = "") -> str:
+    lines = [header, ""] if header else []
+    lines += ["| setting | seeds | success [95 % CI] | failure [95 % CI] | modes | HQ ratio | KL | reverse KL | diverged |",
+              "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        s, f = r["success_ci95"], r["failure_ci95"]
+        lines.append(f"| {r['setting']} | {r['n_seeds']} | {r['success']:.2f} [{s[0]:.2f}, {s[1]:.2f}] | "
+                     f"{r['failure']:.2f} [{f[0]:.2f}, {f[1]:.2f}] | {r['modes_mean']:.2f} | {r['hq_mean']:.3f} | "
+                     f"{r['kl_mean']:.3f} | {r['reverse_kl_mean']:.3f} | {r['diverged']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: str | Path, *, dataset: str = "ring",
+              n_train: int = N_TRAIN, eval_samples: int = TOY_EVAL_SAMPLES, curve_every: int = 1,
+              curve_samples: int = 2_500, first_seed: int = 0, figures: bool = True,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures."""
+    out = Path(out)
+    settings = list(settings)
+    rows = [(s, first_seed + i) for s in settings for i in range(n_seeds)]
+    size = "full size (the source's)" if (n_seeds, epochs) == (FULL_SIZE["seeds"], FULL_SIZE["epochs"]) else \
+        f"reduced size: {n_seeds} seeds x {epochs} epochs (the source: {FULL_SIZE['seeds']} x {FULL_SIZE['epochs']})"
+    log(f"ring study: {len(settings)} settings x {n_seeds} seeds = {len(rows)} rows in one batch, {epochs} epochs "
+        f"of {n_train} points on {dataset}; {size}")
+    t0 = time.perf_counter()
+    run = train_ring([s for s, _ in rows], [k for _, k in rows], epochs=epochs, dataset=dataset, n_train=n_train,
+                     curve_every=curve_every, curve_samples=curve_samples,
+                     progress=lambda e, n: log(f"  epoch {e}/{n}  ({time.perf_counter() - t0:.0f} s)"))
+    metrics = evaluate_run(run, dataset, eval_samples)
+    results = summarise(run, metrics, settings)
+    meta = {
+        "dataset": dataset, "n_seeds": n_seeds, "epochs": epochs, "n_train": n_train, "eval_samples": eval_samples,
+        "size": size, "steps": run.steps, "rows": len(rows), "first_seed": first_seed,
+        "r1_gamma": R1_GAMMA, "ema_beta": EMA_BETA, "seconds_train": run.time_total,
+        "seconds_controllers": run.time_control,
+        "controller_share": run.time_control / run.time_total if run.time_total else 0.0,
+        "ms_per_step": 1e3 * run.time_total / max(run.steps, 1),
+        "device": "cpu", "torch_threads": torch.get_num_threads(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
+    header = (f"Ring study ({dataset}): {size}; {eval_samples} evaluation samples per seed; R1 γ = {R1_GAMMA}, "
+              f"EMA β = {EMA_BETA}; success/failure with Wilson 95 % intervals.")
+    atomic_write_text(out / "results.md", markdown_table(results, header))
+    curves = {"epochs": run.curve_epochs,
+              "modes": [c["modes_covered"].tolist() for c in run.curve],
+              "hq": [c["hq_ratio"].tolist() for c in run.curve]}
+    history = {"loss_d": [x.tolist() for x in run.loss_d], "loss_g": [x.tolist() for x in run.loss_g],
+               "lr_d": [x.tolist() for x in run.lr_d], "lr_g": [x.tolist() for x in run.lr_g]}
+    atomic_write_text(out / "run.json", json.dumps({
+        "meta": meta, "rows": [{"setting": s.name, "seed": k} for s, k in rows], "curves": curves,
+        "history": history, "events": run.events, "d_updates": run.d_updates.tolist(),
+        "g_updates": run.g_updates.tolist(), "metrics": {k: metrics[k].tolist() for k in
+                                                         ("modes_covered", "hq_ratio", "kl", "reverse_kl", "success",
+                                                          "failure", "diverged")},
+    }) + "\n")
+    if figures:
+        from .plots import study_figures
+        study_figures(run, metrics, results, out, dataset=dataset)
+    log(f"ring study: {run.steps} steps in {run.time_total:.0f} s ({meta['ms_per_step']:.0f} ms/step for "
+        f"{len(rows)} rows); controllers {100 * meta['controller_share']:.2f} % of it; wrote {out}/results.json")
+    return results

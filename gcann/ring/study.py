@@ -75,7 +75,9 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    # at k = 0 (k = n) the lower (upper) bound is exactly 0 (1); keep rounding from moving it
+    return (0.0 if k == 0 else lo, 1.0 if k == n else hi)
 
 
 def summarise(run: RingRun, metrics: dict[str, torch.Tensor], settings: Sequence[RingSetting]) -> list[dict]:

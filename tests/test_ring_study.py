@@ -1,0 +1,120 @@
+"""The ring study: Wilson intervals, setting names, 1-D toy closed forms, metrics on hand-made samples, the CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings as hsettings, strategies as st
+
+from dynamics.objectives import _alpha_loss_real
+from gcann.cli import main
+from gcann.metrics.toy import ring_modes, toy_mode_metrics
+from gcann.ring.plots import TOY_FAKE, TOY_REAL, TOY_VAR, toy_generator_objectives, toy_optimal_logit
+from gcann.ring.study import default_settings, parse_settings, wilson
+
+
+@given(st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+@hsettings(max_examples=60, deadline=None)
+def test_wilson_interval_is_where_the_score_test_accepts(kn):
+    """The Wilson bounds are the roots of |p̂ − p| = z·sqrt(p(1−p)/n): checked against that equation."""
+    k, n = kn
+    z = 1.959963984540054
+    lo, hi = wilson(k, n)
+    p_hat = k / n
+    assert 0 <= lo <= p_hat <= hi <= 1
+    for p in (lo, hi):
+        if 0 < p < 1:
+            assert abs(p_hat - p) == pytest.approx(z * math.sqrt(p * (1 - p) / n), rel=1e-9, abs=1e-12)
+    if k == 0:
+        assert lo == 0 and hi == pytest.approx(z * z / (n + z * z))
+
+
+def test_setting_names_round_trip_and_bad_names_are_refused():
+    parsed = parse_settings(default_settings())
+    assert len(parsed) == 20 and [s.name for s in parsed] == default_settings()
+    s = parse_settings("ns(0.5,1.2)+gcann+r1")[0]
+    assert (s.loss, s.alpha_d, s.alpha_g, s.gcann, s.r1 > 0, s.ema) == ("alpha_ns", 0.5, 1.2, True, True, 0.0)
+    for bad in ("foo", "sat(1,1)+bar", "sat(1)", "lsgan+r1+r1", "sat(1,1) sat(1,1)", "ns(0,1)"):
+        with pytest.raises(ValueError):
+            parse_settings(bad)
+
+
+# --------------------------------------------------------------------------- 1-D toy
+def test_optimal_discriminator_logit_maximises_the_alpha_d_value_pointwise():
+    """Brute force: for each x, D* maximises −ℓ_αD(1, D)p_r(x) − ℓ_αD(0, D)p_g(x) over a fine grid of logits."""
+    x = torch.tensor([-4.0, -3.0, -2.2, -2.0, -1.0, 0.5], dtype=torch.float64)
+    pr = torch.exp(-0.5 * (x - TOY_REAL) ** 2 / TOY_VAR)
+    pg = torch.exp(-0.5 * (x - TOY_FAKE) ** 2 / TOY_VAR)
+    t = torch.linspace(-20, 20, 400_001, dtype=torch.float64)[:, None]
+    for alpha in (1.0, 0.2, 2.0):
+        value = -_alpha_loss_real(t, alpha) * pr - _alpha_loss_real(-t, alpha) * pg
+        best = t[value.argmax(0), 0]
+        torch.testing.assert_close(best, toy_optimal_logit(x, alpha), atol=2e-4, rtol=0)
+
+
+def test_toy_generator_objectives_against_the_alpha_loss_formula():
+    x = torch.linspace(-5, 1, 13, dtype=torch.float64)
+    for ad, ag in ((1.0, 1.0), (0.2, 1.0), (0.2, 2.0)):
+        obj = toy_generator_objectives(x, ad, ag)
+        d = torch.sigmoid(toy_optimal_logit(x, ad))
+        if ag == 1.0:
+            sat, ns = torch.log(1 - d), -torch.log(d)                                   # −ℓ₁(0, D), ℓ₁(1, D)
+        else:
+            k = (ag - 1) / ag
+            sat = -ag / (ag - 1) * (1 - (1 - d) ** k)
+            ns = ag / (ag - 1) * (1 - d ** k)
+        torch.testing.assert_close(obj["saturating"], sat, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(obj["non_saturating"], ns, rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- metrics as the study uses them
+def test_mode_metrics_on_hand_made_sample_sets():
+    modes = ring_modes()
+    m = modes.means.float()
+    # 3 modes hit exactly, one sample 2.9σ off mode 4 (high quality), one 3.1σ off mode 5 (not), 5 far away
+    x = torch.cat([m[0:3].repeat(10, 1), (m[3] + torch.tensor([0.029, 0.0]))[None], (m[4] + torch.tensor([0, 0.031]))[None],
+                   torch.zeros(5, 2)])
+    out = toy_mode_metrics(x[None], modes)
+    assert out["modes_covered"].item() == 4
+    assert out["hq_ratio"].item() == pytest.approx(31 / 37)
+    assert not out["success"].item() and not out["failure"].item()
+    counts = out["counts"][0].double()
+    p_gen = (counts + 1) / (37 + 8)
+    assert out["kl"].item() == pytest.approx(float((1 / 8 * torch.log((1 / 8) / p_gen)).sum()))
+    full = toy_mode_metrics(m.repeat(3, 1)[None], modes)
+    assert full["success"].item() and full["modes_covered"].item() == 8
+
+
+# --------------------------------------------------------------------------- end to end
+def test_two_epoch_study_end_to_end(tmp_path, capsys):
+    out = tmp_path / "study"
+    rc = main(["ring", "study", "--seeds", "2", "--epochs", "2", "--n-train", "256", "--eval-samples", "500",
+               "--curve-samples", "100", "--settings", "ns(1,1);ns(1,1)+gcann;sat(0.3,1)+r1;lsgan+ema", "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["setting"] for r in results] == ["ns(1,1)", "ns(1,1)+gcann", "sat(0.3,1)+r1", "lsgan+ema"]
+    run = json.loads((out / "run.json").read_text())
+    for r in results:
+        assert r["n_seeds"] == 2
+        per = [m for row, m in zip(run["rows"], run["metrics"]["modes_covered"]) if row["setting"] == r["setting"]]
+        assert r["modes_mean"] == pytest.approx(sum(per) / 2)
+        k = sum(v == 8 for v in per)
+        assert r["success"] == k / 2 and r["success_ci95"] == pytest.approx(list(wilson(k, 2)))
+        assert 0 <= r["hq_mean"] <= 1 and r["failure_ci95"][0] <= r["failure"] <= r["failure_ci95"][1]
+    assert run["meta"]["epochs"] == 2 and run["curves"]["epochs"] == [1, 2]
+    assert "reduced size: 2 seeds x 2 epochs" in (out / "results.md").read_text()
+    for fig in ("success_failure", "modes_hq", "coverage_epochs", "scatter", "controller_events"):
+        assert (out / f"{fig}.png").stat().st_size > 1000
+    assert "reduced size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,msg", [(["--seeds", "0"], "--seeds must be >= 1"),
+                                      (["--settings", "sat(1,1)+foo"], "unknown setting"),
+                                      (["--epochs", "-1"], "--epochs must be >= 1")])
+def test_study_user_errors_are_one_line(tmp_path, capsys, args, msg):
+    assert main(["ring", "study", *args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gcann: error: ") and msg in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

@@ -33,7 +33,7 @@ from .dirac import DiracGAN
 from .objectives import DEFAULT_DIM, METHODS, get_objective
 from .simulate import SCHEMES, Trajectory, simulate
 from .spectrum import spectrum
-from .verdict import classify
+from .verdict import MIN_RECORDS, classify_with_rates, describe
 
 DTYPE = torch.float64
 
@@ -86,15 +86,29 @@ def make_game(method: str, hp: Mapping | None = None, dim: int | None = None) ->
     return DiracGAN(obj, DEFAULT_DIM.get(method, 1) if dim is None else dim)
 
 
+#: the methods' names in figures
+METHOD_NAMES = {
+    "gan": "GAN (saturating)", "nsgan": "non-saturating GAN", "wgan": "WGAN (weight clipping)",
+    "wgan_norm": "WGAN, normalised critic", "wgan_gp": "WGAN-GP", "dragan": "DRAGAN", "r1": "R1 penalty",
+    "r2": "R2 penalty", "roth": "Roth et al. penalty", "gan_qp": "GAN-QP", "lsgan": "LSGAN",
+    "alpha": "(α_D, α_G)-GAN", "alpha_sat": "(α_D, α_G)-GAN, saturating", "instance_noise": "instance noise",
+    "conopt": "ConOpt",
+}
+#: hyper-parameter symbols in figures
+PARAM_SYMBOLS = {"gamma": "γ", "conopt_gamma": "γ", "sigma": "σ", "lam": "λ", "alpha_d": "α_D", "alpha_g": "α_G",
+                 "l2": "L2"}
+
+
 def hp_label(game: DiracGAN) -> str:
-    """``"gamma=1, c=0"``: the objective's hyper-parameters, for titles."""
+    """``"γ=1, c=0"``: the objective's hyper-parameters, for titles."""
     d = game.objective.defaults
-    return ", ".join(f"{k}={float(v):g}" for k, v in d.items())
+    return ", ".join(f"{PARAM_SYMBOLS.get(k, k)}={float(v):g}" for k, v in d.items())
 
 
 def _title(method: str, game: DiracGAN) -> str:
     lab = hp_label(game)
-    return f"{method} ({lab})" if lab else method
+    name = METHOD_NAMES.get(method, method)
+    return f"{name} ({lab})" if lab else name
 
 
 def _check_positive_int(name: str, v) -> int:
@@ -146,12 +160,20 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return a
 
 
-def _verdict(tr: Trajectory) -> str:
-    return classify(tr.distance())[0] if tr.z.shape[0] >= 8 else "n/a"
+def _verdict(tr: Trajectory, ema: bool = False) -> str:
+    """The simulation verdict of row 0 with its fitted rate (``dynamics.verdict``)."""
+    if tr.z.shape[0] < MIN_RECORDS:
+        return "n/a (too few records)"
+    labels, rates = classify_with_rates(tr.distance(ema=ema), z=tr.z_ema if ema else tr.z, t=tr.t)
+    return describe(labels[0], rates[0], "t" if tr.scheme == "ode" else "step")
 
 
 def _spectral(game: DiracGAN) -> bool | None:
     return spectrum(game).locally_convergent[0]
+
+
+_SPECTRAL_WORDS = {True: "locally convergent", False: "not locally convergent",
+                   None: "not differentiable at the equilibrium"}
 
 
 def _field_grid(game: DiracGAN, xlim, ylim, n: int):
@@ -279,8 +301,9 @@ def _case(entry) -> tuple[str, dict, float | None]:
 
 
 def _case_label(method: str, hp: dict) -> str:
-    parts = [f"{k}={float(v):g}" for k, v in hp.items()]
-    return f"{method} ({', '.join(parts)})" if parts else method
+    parts = [f"{PARAM_SYMBOLS.get(k, k)}={float(v):g}" for k, v in hp.items()]
+    name = METHOD_NAMES.get(method, method)
+    return f"{name} ({', '.join(parts)})" if parts else name
 
 
 def theta_plane(methods_with_hp: Sequence = tuple(SU_CASES), init: Sequence[float] = SU_INIT,
@@ -370,7 +393,7 @@ def ema_comparison(method: str = "nsgan", beta: float = 0.99, hp: Mapping | None
     d_raw, d_ema = _np(tr.distance()[:, 0]), _np(tr.distance(ema=True)[:, 0])
     ax = axes[2]
     ax.semilogy(t, d_raw, color="tab:blue", lw=1.0, label=f"raw: {_verdict(tr)}")
-    ax.semilogy(t, d_ema, color="tab:purple", lw=1.4, label=f"EMA: {classify(tr.distance(ema=True))[0]}")
+    ax.semilogy(t, d_ema, color="tab:purple", lw=1.4, label=f"EMA: {_verdict(tr, ema=True)}")
     ax.set_xlabel("time t" if scheme == "ode" else "update")
     ax.set_ylabel("‖(θ, ψ)‖  distance to equilibrium")
     ax.grid(True, which="both", alpha=0.3)
@@ -465,7 +488,7 @@ def r1_locus(gammas=None) -> Figure:
 def all_methods(methods: Sequence[str] | None = None, init: Sequence[float] = (1.0, 1.0),
                 init_2d: Sequence[float] = (1.0, 0.5, 0.5, 1.0), lr: float = 0.1, steps: int = 300,
                 schemes: Sequence[str] = ("ode", "simgd"), t1: float | None = None, grid: int = 16,
-                ncols: int = 4, substeps: int = 2) -> Figure:
+                ncols: int = 3, substeps: int = 2) -> Figure:
     """One panel per method (default: every entry of :data:`dynamics.METHODS`).
 
     1-D methods: streamlines of the (θ, ψ) field with the ODE (to ``t1``, default
@@ -485,9 +508,9 @@ def all_methods(methods: Sequence[str] | None = None, init: Sequence[float] = (1
     games = [make_game(m) for m in methods]
     z1, z2 = _init(init, 2, "init"), _init(init_2d, 4, "init_2d")
     nrows = math.ceil(len(methods) / ncols)
-    fig = _new_figure((3.35 * ncols, 3.55 * nrows))
+    fig = _new_figure((4.6 * ncols, 5.0 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    short = {"ode": "ODE", "simgd": "sim", "altgd": "alt"}
+    short = {"ode": "ODE", "simgd": "simGD", "altgd": "altGD"}
     for ax, m, game in zip(axes, methods, games):
         two_d = game.dim == 2
         z0 = z2 if two_d else z1
@@ -507,20 +530,21 @@ def all_methods(methods: Sequence[str] | None = None, init: Sequence[float] = (1
         ax.scatter([0], [0], **{**_EQ_STYLE, "s": 25})
         start = z0[0, :2].numpy()
         ax.scatter(start[:1], start[1:], **{**_INIT_STYLE, "s": 22})
-        ax.tick_params(labelsize=7)
-        _square(ax, lim, *(("θ₁  (2-D form, θ-plane)", "θ₂") if two_d else ("θ", "ψ")), fontsize=8)
-        lc = _spectral(game)
-        ax.set_title(f"{_title(m, game)}\n{', '.join(lines)}\nspectral: {lc}", fontsize=8)
+        ax.tick_params(labelsize=9)
+        _square(ax, lim, *(("θ₁  (2-D form, θ-plane)", "θ₂") if two_d else ("θ", "ψ")), fontsize=10)
+        spec = _SPECTRAL_WORDS[_spectral(game)]
+        ax.set_title(f"{_title(m, game)}" + (" in ℝ²" if two_d else "") + "\n" + "\n".join(lines)
+                     + f"\nspectrum: {spec}", fontsize=10)
     for ax in axes[len(methods):]:
         ax.remove()
     handles = [axes[0].plot([], [], **_SCHEME_STYLE[s])[0] for s in schemes]
     fig.legend(handles=handles + [axes[0].scatter([], [], **_EQ_STYLE), axes[0].scatter([], [], **_INIT_STYLE)],
-               loc="outside lower center", ncols=len(schemes) + 2, fontsize=9)
+               loc="outside lower center", ncols=len(schemes) + 2, fontsize=11)
     t_ode = lr * steps if t1 is None else t1
     discrete = "/".join(_SCHEME_STYLE[s]["label"] for s in schemes if s != "ode")
     runs = ([f"ODE to t={t_ode:g}"] if "ode" in schemes else []) + ([f"{discrete} {steps} steps, lr={lr:g}"] if discrete else [])
-    fig.suptitle(f"Every method: (θ, ψ) field and trajectories ({'; '.join(runs)}); "
-                 "spectral = locally convergent at the equilibrium (None: not differentiable)", fontsize=10)
+    fig.suptitle(f"Every method: (θ, ψ) field and trajectories ({'; '.join(runs)});\n"
+                 "spectrum: the linearisation at the equilibrium; verdicts with the fitted rate of ‖z‖", fontsize=13)
     return fig
 
 
@@ -563,10 +587,9 @@ def animate(method: str = "gan", path: str | Path = "dirac_gan.gif", hp: Mapping
         return line, dot, label
 
     anim = FuncAnimation(fig, update, frames=idx, blit=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    anim.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
-    return path
+    from gcann.fileio import atomic_write
+
+    return atomic_write(Path(path), lambda p: anim.save(str(p), writer=PillowWriter(fps=fps), dpi=dpi))
 
 
 # --------------------------------------------------------------------------- #
@@ -591,15 +614,36 @@ QUICK: dict[str, dict] = {
 GIF_METHODS = ("gan", "r1")
 
 
+FORMATS = ("png", "pdf", "svg")
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110, fmt: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` atomically (never half a file) in ``fmt`` (default: the suffix)."""
+    from gcann.fileio import atomic_write
+
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"figure format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not (isinstance(dpi, (int, float)) and dpi > 0):
+        raise ValueError(f"dpi must be > 0, got {dpi!r}")
+    # svg and pdf embed no creation date, so the same figure gives the same bytes
+    meta = {"Date": None} if fmt in ("svg", "pdf") else {}
+    return atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format=fmt, metadata=meta))
+
+
 def make_all(out_dir: str | Path = "figures", gif: bool = False, names: Sequence[str] | None = None,
              dpi: int = 110, quick: bool = False, kwargs: Mapping[str, Mapping] | None = None,
-             gif_methods: Sequence[str] = GIF_METHODS) -> list[Path]:
-    """Write ``<out_dir>/<name>.png`` for every figure in :data:`PLOTS` (or ``names``) and,
+             gif_methods: Sequence[str] = GIF_METHODS, fmt: str = "png", progress=None) -> list[Path]:
+    """Write ``<out_dir>/<name>.<fmt>`` for every figure in :data:`PLOTS` (or ``names``) and,
     with ``gif=True``, ``<out_dir>/dirac_<method>.gif`` for ``gif_methods``.
 
     ``quick`` uses tiny step counts (:data:`QUICK`); ``kwargs`` maps a name to extra
-    arguments of its function.  Returns the paths written.
+    arguments of its function; ``progress(name)`` is called after each file.  Returns
+    the paths written.
     """
+    if fmt not in FORMATS:
+        raise ValueError(f"figure format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     names = list(PLOTS) if names is None else list(names)
     for n in names:
         if n not in PLOTS:
@@ -617,11 +661,13 @@ def make_all(out_dir: str | Path = "figures", gif: bool = False, names: Sequence
     for n in names:
         kw = {**(QUICK.get(n, {}) if quick else {}), **dict(kwargs.get(n, {}))}
         fig = PLOTS[n](**kw)
-        p = out / f"{n}.png"
-        fig.savefig(p, dpi=dpi, format="png")
-        written.append(p)
+        written.append(save(fig, out / f"{n}.{fmt}", dpi, fmt))
+        if progress:
+            progress(n)
     if gif:
         for m in gif_methods:
             kw = dict(steps=16, frames=4, grid=6, dpi=30) if quick else {}
             written.append(animate(m, out / f"dirac_{m}.gif", **kw))
+            if progress:
+                progress(f"dirac_{m}.gif")
     return written

@@ -191,6 +191,7 @@ def simulate(
     compile: bool = False,  # discrete plain SGD: run chunks of steps as one compiled graph (see compile_rounds)
     chunk: int = 20,  # compile: rounds per compiled call (rounded up to a multiple of record_every)
     memory_limit: int | None = None,  # bytes allowed for the record (default: half the free memory)
+    progress=None,  # progress(k): called with the steps (ode: output intervals) done so far
 ) -> Trajectory:
     """Simulate the Dirac-GAN ``game`` from ``z0`` (see the module docstring)."""
     if scheme not in SCHEMES:
@@ -217,10 +218,12 @@ def simulate(
         t = torch.linspace(0.0, t1, steps + 1, dtype=z0.dtype, device=z0.device)
         fn = lambda z: game.projected_field(game.project(z, hp), hp)  # noqa: E731
         if ode_method == "rk4":
-            zs = _rk4(fn, z0, t, substeps)
+            zs = _rk4(fn, z0, t, substeps, progress)
             info = {"ode_method": "rk4", "dt": t1 / (steps * substeps)}
         else:
             zs, nfe = _dopri5(fn, z0, t, rtol, atol)
+            if progress is not None:
+                progress(steps)
             info = {"ode_method": "dopri5", "rtol": rtol, "atol": atol, "field_evaluations_per_row": nfe}
         # EMA of an ODE trajectory: β applies per output interval of the uniform grid
         z_ema = ema(zs, beta) if beta is not None else None
@@ -235,7 +238,7 @@ def simulate(
             raise SimulationError("compile=True supports plain SGD (no momentum)")
         K = -(-max(chunk, 1) // record_every) * record_every
         compiled = compile_rounds(game, hp, scheme, n_d, n_g, K, record_every, z0)
-    return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled)
+    return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled, progress)
 
 
 def masked_step(spec: "OptimiserSpec", p: Tensor, g: Tensor, lr: Tensor, st: dict, mask: Tensor | None) -> Tensor:
@@ -276,7 +279,7 @@ def gd_round(game: DiracGAN, z: Tensor, hp, scheme: str, spec: OptimiserSpec, op
     return z
 
 
-def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled):
+def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled, progress=None):
     n = game.dim
     z = game.project(z0.clone(), hp)
     opt_g, opt_d = spec.init(z[:, :n]), spec.init(z[:, n:])
@@ -295,6 +298,8 @@ def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, rec
             ema_recs.extend(er.unbind(0))
             ts.extend(range(k + record_every, k + K + 1, record_every))
             k += K
+            if progress is not None:
+                progress(k)
     for k in range(k + 1, steps + 1):
         z = gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lr_d_t, lr_g_t, n_d, n_g)
         if bcol is not None:
@@ -303,6 +308,8 @@ def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, rec
             recs.append(z)
             ts.append(k)
             ema_recs.append(e)
+        if progress is not None:
+            progress(k)
     t = torch.tensor(ts, dtype=z0.dtype, device=z0.device)
     return Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None,
                       {"compiled": compiled is not None})
@@ -375,7 +382,7 @@ def ema(z: Tensor, beta) -> Tensor:
 # --------------------------------------------------------------------------- #
 # ODE solvers
 # --------------------------------------------------------------------------- #
-def _rk4(fn, z0: Tensor, t: Tensor, substeps: int) -> Tensor:
+def _rk4(fn, z0: Tensor, t: Tensor, substeps: int, progress=None) -> Tensor:
     out = [z0]
     z = z0
     for i in range(len(t) - 1):
@@ -387,6 +394,8 @@ def _rk4(fn, z0: Tensor, t: Tensor, substeps: int) -> Tensor:
             k4 = fn(z + h * k3)
             z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         out.append(z)
+        if progress is not None:
+            progress(i + 1)
     return torch.stack(out)
 
 

@@ -11,6 +11,8 @@ the equilibrium.  The paper's verdict is printed beside the computed one.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,7 +21,7 @@ from .dirac import DiracGAN
 from .objectives import DEFAULT_DIM, get_objective
 from .simulate import simulate
 from .spectrum import spectrum
-from .verdict import Tolerances, classify, majority, ring, summarise
+from .verdict import Tolerances, classify_with_rates, describe, majority, ring, summarise
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Verdict:
     simulated: str  # majority simulation label
     fractions: dict
     median_final_distance: float
+    rate: float = math.nan  # median fitted rate (per unit t) of the runs with the majority label
     extra: dict = field(default_factory=dict)
 
     @property
@@ -102,6 +105,7 @@ class Verdict:
             "locally_convergent_spectrum": self.spectral,
             "simulation": self.simulated,
             "simulation_fractions": self.fractions,
+            "simulation_rate": self.rate,
             "median_final_distance": self.median_final_distance,
             "computed": self.computed,
             "paper": self.row.paper,
@@ -118,6 +122,7 @@ class SimSettings:
     steps: int = 400  # recorded states
     substeps: int = 5  # RK4 steps per record
     tol: Tolerances = Tolerances()
+    seed: int = 0  # directions of the initial points in dim ≥ 2
 
 
 def judge(row: Row, sim: SimSettings = SimSettings()) -> Verdict:
@@ -125,16 +130,26 @@ def judge(row: Row, sim: SimSettings = SimSettings()) -> Verdict:
     spec = spectrum(game)
     diff = bool(spec.differentiable[0])
     eig = [[e.real, e.imag] for e in spec.eigenvalues[0].tolist()] if diff else []
-    z0 = ring(sim.n_init, sim.radius, row.dim)
+    z0 = ring(sim.n_init, sim.radius, row.dim, seed=sim.seed)
     tr = simulate(game, z0, scheme="ode", steps=sim.steps, t1=sim.t1, substeps=sim.substeps, ema_beta=row.ema_beta)
-    d = tr.distance(ema=row.ema_beta is not None)
-    labels = classify(d, sim.tol)
-    return Verdict(row, eig, diff, spec.locally_convergent[0], majority(labels), summarise(labels),
-                   float(d[-1].median()))
+    ema = row.ema_beta is not None
+    d = tr.distance(ema=ema)
+    labels, rates = classify_with_rates(d, sim.tol, z=tr.z_ema if ema else tr.z, t=tr.t)
+    label = majority(labels)
+    rate = statistics.median(r for lab, r in zip(labels, rates) if lab == label)
+    return Verdict(row, eig, diff, spec.locally_convergent[0], label, summarise(labels),
+                   float(d[-1].median()), rate)
 
 
-def table(rows: list[Row], sim: SimSettings = SimSettings()) -> list[Verdict]:
-    return [judge(r, sim) for r in rows]
+def table(rows: list[Row], sim: SimSettings = SimSettings(), progress: Callable[[str], None] | None = None
+          ) -> list[Verdict]:
+    """The verdict of every row; ``progress(label)`` after each."""
+    out = []
+    for r in rows:
+        out.append(judge(r, sim))
+        if progress:
+            progress(r.label)
+    return out
 
 
 def _mark(b: bool | None) -> str:
@@ -157,28 +172,28 @@ def markdown(title: str, verdicts: list[Verdict], sim: SimSettings = SimSettings
     for v in verdicts:
         p = ", ".join(f"{k}={x:g}" for k, x in v.row.params.items()) or "–"
         lines.append(
-            f"| {v.row.label} | {p} | {_fmt_eigs(v.eigenvalues)} | {_mark(v.spectral)} | {v.simulated} "
+            f"| {v.row.label} | {p} | {_fmt_eigs(v.eigenvalues)} | {_mark(v.spectral)} | {describe(v.simulated, v.rate, 't')} "
             f"| {v.median_final_distance:.2e} | {_mark(v.computed)} | {_mark(v.row.paper)} "
             f"| {'yes' if v.computed == v.row.paper else 'NO'} |"
         )
     foot = (
         f"\nSpectrum: ✓ iff every eigenvalue of ∂v/∂z at the equilibrium has real part < 0. Simulation: RK4, "
         f"{sim.n_init} initial points at distance {sim.radius} from the equilibrium, t ∈ [0, {sim.t1:g}], "
-        f"majority label; tolerances {json.dumps(sim.tol.as_dict())}. Computed = spectrum where the field is "
+        f"majority label (dynamics.verdict: converging = exponential, with the fitted rate of ‖z‖ ∝ e^(rate·t) "
+        f"over the last half); tolerances {json.dumps(sim.tol.as_dict())}. Computed = spectrum where the field is "
         "differentiable at the equilibrium, else simulation.\n"
     )
     return head + "\n".join(lines) + "\n" + foot
 
 
 def run_tables(sim: SimSettings = SimSettings(), progress: Callable[[str], None] | None = None) -> dict:
+    """Both sources' tables; ``progress(label)`` is called after each row."""
     out = {}
     for key, title, rows in (
         ("seed001_general", "Mescheder et al. (2018), Table 1, general case (1-D Dirac-GAN)", SEED001_GENERAL),
         ("seed003", "Su (2019): 2-D Dirac-GAN verdicts", SEED003),
     ):
-        if progress:
-            progress(f"computing {title} ...")
-        vs = table(rows, sim)
+        vs = table(rows, sim, progress)
         out[key] = {"title": title, "rows": [v.as_dict() for v in vs], "markdown": markdown(title, vs, sim)}
     return out
 
@@ -186,7 +201,7 @@ def run_tables(sim: SimSettings = SimSettings(), progress: Callable[[str], None]
 def ema_summary(method: str = "nsgan", beta: float = 0.99, sim: SimSettings = SimSettings(), dim: int = 2) -> dict:
     """Raw vs EMA final distance from the equilibrium (Su: EMA finds the centre of the oscillation)."""
     game = make_game(method, {}, dim)
-    tr = simulate(game, ring(sim.n_init, sim.radius, dim), scheme="ode", steps=sim.steps, t1=sim.t1,
+    tr = simulate(game, ring(sim.n_init, sim.radius, dim, seed=sim.seed), scheme="ode", steps=sim.steps, t1=sim.t1,
                   substeps=sim.substeps, ema_beta=beta)
     raw, avg = tr.distance()[-1], tr.distance(ema=True)[-1]
     return {"method": method, "dim": dim, "ema_beta": beta, "median_final_distance_raw": float(raw.median()),

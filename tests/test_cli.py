@@ -104,7 +104,7 @@ def test_plot_one_kind_with_method(tmp_path, capsys):
                         capsys)
     assert rc == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rc, _, err = run(["dirac", "plot", "--kind", "r1_locus", "--method", "r1", "--out", str(tmp_path / "x.png")], capsys)
-    assert rc == 2 and "apply to --kind vector_field or ema" in err
+    assert rc == 2 and "apply to --kind vector_field, ema or gcann_*" in err
     rc, _, err = run(["dirac", "plot", "--kind", "nope"], capsys)
     assert rc == 2 and "unknown --kind" in err
     assert not (tmp_path / "x.png").exists()
@@ -118,7 +118,11 @@ def test_simulate_with_the_gcann_controller(tmp_path, capsys):
     summary = json.loads(out)
     assert summary["gcann"]["config"] == "dirac"
     lines = [json.loads(x) for x in ev.read_text().splitlines()]
-    assert sum(summary["gcann"]["events"].values()) == len(lines) > 0
+    # the default kinds are logged (not the per-step skips and tie breaks); every kind is counted
+    logged = summary["events_logged"]
+    assert "skip_g" not in logged and "tie_break" not in logged and "reactive" in logged
+    assert sum(n for k, n in summary["gcann"]["events"].items() if k in logged) == len(lines) > 0
+    assert {x["event"] for x in lines} <= set(logged)
     assert {x["row"] for x in lines} <= {0, 1}
     assert all(x["step"] >= 100 or x["event"] == "slope_threshold" for x in lines)  # DIRAC_CONFIG warm-up: 100 steps
     rc, _, err = run(["dirac", "simulate", "--method", "r1", "--scheme", "ode", "--gcann", "paper"], capsys)

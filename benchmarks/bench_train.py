@@ -98,13 +98,25 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cuda-only", action="store_true", help="skip the CPU figures")
+    ap.add_argument("--cuda-variants", action="store_true",
+                    help="also time every precision x channels_last x compile combination on CUDA")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} CPU threads, DCGAN 64x64, batch {args.batch}, "
           f"{args.steps} steps per timing, {args.rounds} alternating rounds")
-    cpu = torch.device("cpu")
     ds = TensorSet(n=1024, shape=(3, 64, 64))
 
+    gc = {"baseline_steps": 0, "gc_lr_window": 5, "cooldown_period": 5, "discriminator_pause_threshold": 0.0,
+          "generator_pause_threshold": 0.0, "discriminator_skip_threshold": 0.0, "generator_skip_threshold": 0.0,
+          "p": 0, "diversity_check_interval": 10 ** 6}
+    if not args.cuda_only:
+        cpu_figures(args, ds, gc)
+    cuda_figures(gc, args.cuda_variants)
+
+
+def cpu_figures(args, ds, gc) -> None:
+    cpu = torch.device("cpu")
     plain, ours = [], []
     for _ in range(args.rounds):
         plain.append(plain_loop(ds.data, args.steps, args.batch, cpu))
@@ -128,10 +140,7 @@ def main() -> None:
 
     GCANNControl.observe, GCANNControl.plan = timed(orig_observe), timed(orig_plan)
     try:
-        # fixed plans of one D and one G step so the step is comparable: pauses/skips/extra steps off
-        gc = {"baseline_steps": 0, "gc_lr_window": 5, "cooldown_period": 5, "discriminator_pause_threshold": 0.0,
-              "generator_pause_threshold": 0.0, "discriminator_skip_threshold": 0.0, "generator_skip_threshold": 0.0,
-              "p": 0, "diversity_check_interval": 10 ** 6}
+        # gc: fixed plans of one D and one G step so the step is comparable: pauses/skips/extra steps off
         total, tr = trainer_time(ds, args.steps, args.batch, cpu, controller="gcann", gcann=gc)
         spent[0] = 0.0
         total, tr = trainer_time(ds, args.steps, args.batch, cpu, controller="gcann", gcann=gc)
@@ -140,6 +149,8 @@ def main() -> None:
     print(f"CPU controller: {spent[0] / args.steps * 1e6:.1f} us per step in observe()+plan(), "
           f"{100 * spent[0] / total:.4f} % of the step (target <= 1 %)")
 
+
+def cuda_figures(gc, variants: bool = False) -> None:
     if not torch.cuda.is_available():
         print("CUDA: no GPU here; the CUDA figures (bf16 + channels_last + compile vs plain, lag 1 vs 2, "
               "3D 64^3 step) are not measured")
@@ -150,8 +161,24 @@ def main() -> None:
     big.data = big.data.to(gpu)
     steps, batch = 200, 128
     p = plain_loop(big.data, steps, batch, gpu)
+    if variants:
+        from torch import _dynamo as dynamo
+
+        for prec in ("fp32", "bf16"):
+            for cl in (False, True):
+                for comp in (False, True):
+                    dynamo.reset()
+                    dynamo.utils.counters.clear()
+                    t, _ = trainer_time(big, steps, batch, gpu, precision=prec, channels_last=cl, compile=comp)
+                    c = dynamo.utils.counters
+                    print(f"  variant precision={prec} channels_last={cl} compile={comp}: {steps * batch / t:.0f} "
+                          f"img/s (plain {steps * batch / p:.0f}); dynamo frames {sum(c['frames'].values())}, "
+                          f"graph breaks {sum(c['graph_break'].values())}, recompiles "
+                          f"{sum(v for k, v in c['stats'].items() if 'recompil' in k)}", flush=True)
+    same, _ = trainer_time(big, steps, batch, gpu, precision="fp32", channels_last=False, compile=False)
     fast, _ = trainer_time(big, steps, batch, gpu, precision="bf16", channels_last=True, compile=True)
-    print(f"{name}: plain fp32 loop {steps * batch / p:.0f} img/s; Trainer bf16+channels_last+compile "
+    print(f"{name}: plain fp32 loop {steps * batch / p:.0f} img/s; Trainer fp32 (no compile) "
+          f"{steps * batch / same:.0f} img/s, ratio {p / same:.2f}; Trainer bf16+channels_last+compile "
           f"{steps * batch / fast:.0f} img/s; ratio {p / fast:.2f} (target >= 2)")
     lag1, _ = trainer_time(big, steps, batch, gpu, precision="bf16", compile=True, controller="gcann",
                            gcann=gc, controller_lag=1)

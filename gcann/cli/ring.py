@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import UserError
+from .common import UserError, check_device
 
 
 @click.group()
@@ -28,8 +28,10 @@ def ring():
 @click.option("--n-train", type=int, default=50_000, show_default=True, help="training points per seed")
 @click.option("--first-seed", type=int, default=0, show_default=True)
 @click.option("--no-figures", is_flag=True, help="write results only")
+@click.option("--device", default="auto", show_default=True,
+              help="where the networks train: cpu, cuda, cuda:N, or auto (CUDA when present)")
 def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
-          no_figures):
+          no_figures, device):
     """Train, evaluate and write DIR/results.json, DIR/results.md, DIR/run.json and figures."""
     from gcann.ring.study import CPU_DEFAULT, FULL_SIZE, default_settings, parse_settings, run_study
 
@@ -41,12 +43,17 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
                          ("n-train", n_train, 128), ("first-seed", first_seed, 0)):
         if v < low:
             raise UserError(f"--{name} must be >= {low}, got {v}")
+    if device.strip() == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = check_device(device)
     try:
         parsed = parse_settings(settings if settings is not None else default_settings())
     except ValueError as e:
         raise UserError(str(e)) from None
     run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
               curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed, figures=not no_figures,
+              device=device,
               log=lambda m: click.echo(m, err=True))
 
 

@@ -112,24 +112,42 @@ class MaskedAdam:
         bias2_sqrt = (1 - self.beta2 ** t).sqrt()
         step_size = (lr.to(torch.float64) / bias1)
         every = bool(mask.all())
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            if every:  # the same arithmetic in place
-                m.lerp_(g, 1 - self.beta1)
-                v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-                denom = v.sqrt().div_(bias2_sqrt.to(p.dtype).view(shape)).add_(self.eps)
-                p.sub_(step_size.to(p.dtype).view(shape) * (m / denom))
-                continue
-            keep = mask.view(shape)  # the same operations out of place, then kept where the mask is on
-            m_new = torch.lerp(m, g, 1 - self.beta1)
-            v_new = v.mul(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-            denom = v_new.sqrt().div_(bias2_sqrt.to(p.dtype).view(shape)).add_(self.eps)
-            p_new = p - step_size.to(p.dtype).view(shape) * (m_new / denom)
-            m.copy_(torch.where(keep, m_new, m))
-            v.copy_(torch.where(keep, v_new, v))
-            p.copy_(torch.where(keep, p_new, p))
+        dtype, dev = self.params[0].dtype, self.params[0].device
+        bias2_sqrt, step_size = bias2_sqrt.to(dtype), step_size.to(dtype)
+        if dev.type == "cuda":  # pinned and non-blocking: no host synchronisation per step
+            mask, bias2_sqrt, step_size = (x.pin_memory().to(dev, non_blocking=True)
+                                           for x in (mask, bias2_sqrt, step_size))
+        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
+        bias2_v = [bias2_sqrt.view(sh) for sh in shapes]
+        step_v = [step_size.view(sh) for sh in shapes]
+        if every:  # the same arithmetic, in place, a few multi-tensor kernels for all layers
+            torch._foreach_lerp_(self.exp_avg, list(grads), 1 - self.beta1)
+            torch._foreach_mul_(self.exp_avg_sq, self.beta2)
+            torch._foreach_addcmul_(self.exp_avg_sq, list(grads), list(grads), value=1 - self.beta2)
+            denom = torch._foreach_sqrt(self.exp_avg_sq)
+            torch._foreach_div_(denom, bias2_v)
+            torch._foreach_add_(denom, self.eps)
+            upd = torch._foreach_div(self.exp_avg, denom)
+            torch._foreach_mul_(upd, step_v)
+            torch._foreach_sub_(self.params, upd)
+            return
+        for p, g, m, v, b2, st, sh in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, bias2_v, step_v, shapes):
+            _adam_update(p, g, m, v, b2, st, mask.view(sh), self.beta1, self.beta2, self.eps)
 
     def state_of(self, k: int) -> dict[str, object]:
         """Seed ``k``'s optimiser state (for tests and checks)."""
         return {"step": int(self.steps[k]), "exp_avg": [m[k].clone() for m in self.exp_avg],
                 "exp_avg_sq": [v[k].clone() for v in self.exp_avg_sq]}
+
+
+def _adam_update(p: Tensor, g: Tensor, m: Tensor, v: Tensor, bias2_sqrt: Tensor, step_size: Tensor,
+                 keep: Tensor | None, beta1: float, beta2: float, eps: float) -> None:
+    """Adam's update of one stacked tensor in place; with ``keep``, only the seeds where it is True change."""
+    m_new = torch.lerp(m, g, 1 - beta1)
+    v_new = v.mul(beta2).addcmul_(g, g, value=1 - beta2)
+    denom = v_new.sqrt().div_(bias2_sqrt).add_(eps)
+    p_new = p - (m_new / denom) * step_size
+    if keep is None:
+        m.copy_(m_new), v.copy_(v_new), p.copy_(p_new)
+    else:
+        m.copy_(torch.where(keep, m_new, m)), v.copy_(torch.where(keep, v_new, v)), p.copy_(torch.where(keep, p_new, p))

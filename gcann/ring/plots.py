@@ -132,7 +132,8 @@ def _scatter(run: RingRun, names: list[str], dataset: str, path: Path, n: int = 
         z = torch.randn(1, n, 2, generator=eval_generator(run.seeds[r], final=True))
         x = generate(select(g_eval, r, r + 1), z)[0]
         with torch.no_grad():
-            prob = torch.sigmoid(mlp_forward(DISCRIMINATOR, select(run.d_params, r, r + 1), pts[None])[0, :, 0])
+            d_row = select(run.d_params, r, r + 1)
+            prob = torch.sigmoid(mlp_forward(DISCRIMINATOR, d_row, pts[None].to(d_row[0].device))[0, :, 0]).cpu()
         cs = ax.contourf(gx, gy, prob.view(gx.shape).nan_to_num(0.5), levels=torch.linspace(0, 1, 11), cmap="RdBu_r",
                          alpha=0.7)
         ax.scatter(modes.means[:, 0], modes.means[:, 1], c="k", marker="x", s=14)

@@ -121,7 +121,7 @@ class RingRun:
 
     def eval_params(self) -> list[Tensor]:
         """Generator weights used for evaluation: the EMA's for rows with an EMA, G's otherwise."""
-        has = torch.tensor([s.ema > 0 for s in self.settings])
+        has = torch.tensor([s.ema > 0 for s in self.settings], device=self.g_params[0].device)
         return [torch.where(has.view((-1,) + (1,) * (g.dim() - 1)), e, g) for g, e in zip(self.g_params, self.ema_params)]
 
 
@@ -136,9 +136,11 @@ def _groups(values: Sequence) -> list[tuple[int, int, object]]:
 
 
 def generate(g_params: list[Tensor], z: Tensor, chunk: int = 8) -> Tensor:
-    """Generator samples ``(S, N, 2)`` of latent codes ``z (S, N, 2)``, a few seeds at a time."""
+    """Generator samples ``(S, N, 2)`` of latent codes ``z (S, N, 2)``, a few seeds at a time, on the CPU
+    (the weights may live on another device)."""
+    dev = g_params[0].device
     with torch.no_grad():
-        return torch.cat([mlp_forward(GENERATOR, select(g_params, i, i + chunk), z[i:i + chunk])
+        return torch.cat([mlp_forward(GENERATOR, select(g_params, i, i + chunk), z[i:i + chunk].to(dev)).cpu()
                           for i in range(0, z.shape[0], chunk)])
 
 
@@ -158,6 +160,7 @@ def train_ring(
     max_steps: int | None = None,         # stop after this many main steps (tests)
     progress: Callable[[int, int], None] | None = None,  # called with (epoch, epochs) after each epoch
     trace: list | None = None,            # if a list: one dict per step (plans and the losses read), for checks
+    device: str | torch.device = "cpu",   # where the networks train; streams, controllers and metrics stay on the CPU
 ) -> RingRun:
     """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
     settings, seeds = list(settings), [int(s) for s in seeds]
@@ -166,11 +169,17 @@ def train_ring(
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     S, B = len(seeds), batch_size
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+
+    def to_dev(x: Tensor) -> Tensor:
+        """A CPU tensor on the training device without a host synchronisation (pinned, non-blocking)."""
+        return x.pin_memory().to(dev, non_blocking=True) if cuda else x
     modes = dataset_modes(dataset)
     data_gens = [data_generator(s) for s in seeds]
     noise_gens = [noise_generator(s) for s in seeds]
-    G = init_mlp(GENERATOR, data_gens)
-    D = init_mlp(DISCRIMINATOR, data_gens)
+    G = [p.to(dev) for p in init_mlp(GENERATOR, data_gens)]   # drawn on the CPU from each seed's generator
+    D = [p.to(dev) for p in init_mlp(DISCRIMINATOR, data_gens)]
     stream = SeedStreams(modes, data_gens, noise_gens, n_train, batch_size)
     steps_per_epoch = stream.batches_per_epoch
     for p in G + D:
@@ -182,11 +191,13 @@ def train_ring(
     gcann_rows = [k for k, s in enumerate(settings) if s.gcann]
 
     loss_groups = _groups([s.loss for s in settings])
-    hp = {name: torch.tensor([s.hp[name] for s in settings]).view(S, 1) for name in settings[0].hp}
+    hp = {name: torch.tensor([s.hp[name] for s in settings], device=dev).view(S, 1) for name in settings[0].hp}
     r1_groups = [(a, b) for a, b, on in _groups([s.r1 > 0 for s in settings]) if on]
-    r1_gamma = torch.tensor([s.r1 for s in settings])
+    r1_gamma = torch.tensor([s.r1 for s in settings], device=dev)
     ema_beta = torch.tensor([s.ema for s in settings])
+    ema_beta_dev = ema_beta.to(dev)
     has_ema = ema_beta > 0
+    any_ema = bool(has_ema.any())
     diverged = torch.zeros(S, dtype=torch.bool)
     curve_z = torch.stack([torch.randn(curve_samples, 2, generator=eval_generator(s)) for s in seeds]) \
         if curve_every else None
@@ -217,36 +228,50 @@ def train_ring(
         plain = g_loss(fake)
         total = plain
         if use_div:
-            extra = torch.zeros(S)
-            extra = extra.index_put((torch.tensor(use_div),),
+            extra = torch.zeros(S, device=dev)
+            extra = extra.index_put((torch.tensor(use_div, device=dev),),
                                     torch.stack([diversity_term(fake[k], cfg) for k in use_div]))
             total = plain + extra
         return total, plain
 
     run = RingRun(settings, seeds, G, D, ema, diverged, 0)
+    # rows without a controller: one D and one G step at the base rate, every step (no per-step Python)
+    const_steps = torch.ones(S, dtype=torch.long)
+    const_lr = torch.full((S,), float(lr), dtype=torch.float64)
+    gcann_idx = torch.tensor(gcann_rows, dtype=torch.long)
+    # the losses reach the CPU every step when a controller reads them (lag 1), on the CPU, or for a trace;
+    # otherwise once per epoch, and a NaN/Inf row is then found diverged at the epoch's end (on CUDA only)
+    read_every_step = bool(gcann_rows) or not cuda or trace is not None
+    diverged_dev = torch.zeros(S, dtype=torch.bool, device=dev)
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    sum_d, sum_g = torch.zeros(S, dtype=torch.float64), torch.zeros(S, dtype=torch.float64)
+    sum_d = torch.zeros(S, dtype=torch.float64, device=dev)
+    sum_g = torch.zeros(S, dtype=torch.float64, device=dev)
     d_updates, g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
     t_start = time.perf_counter()
     for t in range(total_steps):
-        c0 = time.perf_counter()
-        plans = [c.plan() for c in controls]
-        run.time_control += time.perf_counter() - c0
         live = ~diverged
-        d_steps = torch.tensor([p.d_steps for p in plans]) * live
-        g_steps = torch.tensor([p.g_steps for p in plans]) * live
-        lr_d = torch.tensor([p.lr_d for p in plans], dtype=torch.float64)
-        lr_g = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
-        use_div = [k for k in gcann_rows if plans[k].use_diversity and live[k]]
+        d_steps, g_steps, lr_d, lr_g = const_steps * live, const_steps * live, const_lr, const_lr
+        use_div = []
+        if gcann_rows:
+            c0 = time.perf_counter()
+            plans = [controls[k].plan() for k in gcann_rows]
+            run.time_control += time.perf_counter() - c0
+            d_steps, g_steps, lr_d, lr_g = d_steps.clone(), g_steps.clone(), lr_d.clone(), lr_g.clone()
+            d_steps[gcann_idx] = torch.tensor([p.d_steps for p in plans]) * live[gcann_idx]
+            g_steps[gcann_idx] = torch.tensor([p.g_steps for p in plans]) * live[gcann_idx]
+            lr_d[gcann_idx] = torch.tensor([p.lr_d for p in plans], dtype=torch.float64)
+            lr_g[gcann_idx] = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
+            use_div = [k for k, p in zip(gcann_rows, plans) if p.use_diversity and live[k]]
 
-        x_step = stream.real()
-        fake_step = mlp_forward(GENERATOR, G, stream.latent())
+        x_step = to_dev(stream.real())
+        fake_step = mlp_forward(GENERATOR, G, to_dev(stream.latent()))
         x_real, fake = x_step, fake_step
         for r in range(int(d_steps.max())):
             mask = d_steps > r
             if r:
                 with torch.no_grad():
-                    x_real, fake = stream.real(mask), mlp_forward(GENERATOR, G, stream.latent(mask))
+                    x_real = to_dev(stream.real(mask))
+                    fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
             total, plain = d_loss(x_real, fake.detach())
             if r == 0:
                 ld = plain.detach()
@@ -260,7 +285,7 @@ def train_ring(
         for r in range(max(int(g_steps.max()), 1)):
             mask = g_steps > r
             if r:
-                fake = mlp_forward(GENERATOR, G, stream.latent(mask))
+                fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
             total, plain = g_objective(fake, use_div)
             if r == 0:
                 lg = plain.detach()
@@ -269,33 +294,41 @@ def train_ring(
             grads = torch.autograd.grad(total.sum(), G)
             opt_g.step(grads, lr_g, mask)
             g_updates += mask.long()
+            if not any_ema:
+                continue
             with torch.no_grad():
-                upd = mask & has_ema
+                upd = to_dev(mask & has_ema)
                 for e, p in zip(ema, G):
                     shape = (-1,) + (1,) * (p.dim() - 1)
-                    beta = ema_beta.view(shape)
+                    beta = ema_beta_dev.view(shape)
                     e.copy_(torch.where(upd.view(shape), beta * e + (1 - beta) * p, e))
 
         finite = torch.isfinite(ld) & torch.isfinite(lg)
-        diverged |= ~finite
-        ld_list, lg_list = ld.tolist(), lg.tolist()
-        c0 = time.perf_counter()
-        for k in gcann_rows:
-            if not diverged[k]:
-                for e in controls[k].observe(ld_list[k], lg_list[k]):
-                    run.events.append({"row": k, "step": e.step, "event": e.event, "reason": e.reason})
-        run.time_control += time.perf_counter() - c0
-        if trace is not None:
-            trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
-                          "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list})
         sum_d += torch.where(finite, ld.double(), 0)
         sum_g += torch.where(finite, lg.double(), 0)
+        end_of_epoch = (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps
+        if read_every_step:
+            ld_list, lg_list = ld.tolist(), lg.tolist()   # the controllers read the losses now (lag 1)
+            diverged |= ~finite.cpu()
+            c0 = time.perf_counter()
+            for k in gcann_rows:
+                if not diverged[k]:
+                    for e in controls[k].observe(ld_list[k], lg_list[k]):
+                        run.events.append({"row": k, "step": e.step, "event": e.event, "reason": e.reason})
+            run.time_control += time.perf_counter() - c0
+            if trace is not None:
+                trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
+                              "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list})
+        else:
+            diverged_dev |= ~finite
+            if end_of_epoch:
+                diverged |= diverged_dev.cpu()
         run.steps = t + 1
-        if (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps:
+        if end_of_epoch:
             epoch = (t + 1 + steps_per_epoch - 1) // steps_per_epoch
             n = (t % steps_per_epoch) + 1
-            run.loss_d.append((sum_d / n).float())
-            run.loss_g.append((sum_g / n).float())
+            run.loss_d.append((sum_d / n).float().cpu())
+            run.loss_g.append((sum_g / n).float().cpu())
             sum_d.zero_()
             sum_g.zero_()
             run.lr_d.append(torch.tensor([c.plan().lr_d for c in controls]))

@@ -168,8 +168,11 @@ class Trainer:
         self.G_ema = copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema > 0 else None
         if self.dist.active:
             G, D = sync_batchnorm(G, self.device.type), sync_batchnorm(D, self.device.type)
-        fmt = (torch.channels_last if cfg.kind == "image" else torch.channels_last_3d) if cuda and cfg.channels_last \
-            else torch.contiguous_format
+        # channels-last on CUDA in eager mode; compiled networks keep the default format, since inductor picks
+        # the convolutions' layout itself (and, in torch 2.11, mis-strides the weight gradient of a transposed
+        # convolution on a 1x1 input whose weight is channels-last)
+        fmt = (torch.channels_last if cfg.kind == "image" else torch.channels_last_3d) \
+            if cuda and cfg.channels_last and not cfg.compile else torch.contiguous_format
         self.memory_format = fmt
         self.G = G.to(self.device, memory_format=fmt)
         self.D = D.to(self.device, memory_format=fmt)

@@ -17,7 +17,9 @@ controller, ``docs/training.md``, with ``lag = 1``):
    of the rows that have one, after each of their G updates;
 5. the plain GAN losses of round 0 (before the update; computed for every row,
    also those that do not train) go to the controls. A row whose loss is NaN or
-   Inf is *diverged*: it stops training and counts as a failure.
+   Inf is *diverged*: it stops training and counts as a failure. (On a GPU, with
+   no +gcann row, the losses reach the host once per epoch, not every step, so a
+   diverged row is stopped at the end of its epoch.)
 
 Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
 ``PENALTIES["r1"]``; hyper-parameters are per row.

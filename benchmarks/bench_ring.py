@@ -89,19 +89,28 @@ def main() -> None:
         full_steps = 400 * 390
         ns = a.study_seeds
         loop_proj = t_loop / (steps * n) * ns * full_steps
-        train_ring([plain] * ns, list(range(ns)), epochs=1, max_steps=3, curve_every=1, device=dev)  # warm-up
-        sync()
-        t = time.perf_counter()
-        study = train_ring([plain] * ns, list(range(ns)), epochs=a.study_epochs, curve_every=1, device=dev)
-        sync()
-        t_study = time.perf_counter() - t
-        per_step = t_study / study.steps
-        lines += [
-            f"study of one setting, {ns} seeds x {a.study_epochs} epochs ({study.steps} steps, coverage curve every "
-            f"epoch): {t_study:.1f} s, {1e3 * per_step:.2f} ms/step",
-            f"  projected to the full 400 epochs ({full_steps} steps): {per_step * full_steps / 60:.1f} min "
-            f"(target < 30 min); the per-seed loop projected: {loop_proj / 3600:.1f} h",
-        ]
+        runs = {}
+        for graph, epochs, tf32 in ((True, a.study_epochs, False), (True, a.study_epochs, True),
+                                    (False, max(1, a.study_epochs // 5), False)):
+            kw = dict(curve_every=1, device=dev, cuda_graph=graph, tf32=tf32)
+            train_ring([plain] * ns, list(range(ns)), epochs=1, max_steps=3, **kw)  # warm-up
+            sync()
+            t = time.perf_counter()
+            runs[graph, tf32] = study = train_ring([plain] * ns, list(range(ns)), epochs=epochs, **kw)
+            sync()
+            t_study = time.perf_counter() - t
+            per_step = t_study / study.steps
+            lines += [
+                f"study of one setting, {ns} seeds x {epochs} epochs ({study.steps} steps, coverage curve every "
+                f"epoch), {'CUDA graph' if graph else 'eager'}, {'TF32' if tf32 else 'fp32'} matmuls: {t_study:.1f} s, {1e3 * per_step:.2f} ms/step",
+                f"  projected to the full 400 epochs ({full_steps} steps): {per_step * full_steps / 60:.1f} min "
+                f"(target < 30 min); the per-seed loop projected: {loop_proj / 3600:.1f} h",
+            ]
+        n_cmp = runs[False, False].steps
+        check = train_ring([plain] * ns, list(range(ns)), epochs=max(1, a.study_epochs // 5), curve_every=0,
+                           device=dev, cuda_graph=True)
+        diff = max(float((x - y).abs().max()) for x, y in zip(check.g_params, runs[False, False].g_params))
+        lines.append(f"CUDA graph vs eager after {n_cmp} steps: generator weights differ by at most {diff:.1e}")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if a.out:

@@ -126,6 +126,20 @@ def test_batched_seed_k_equals_seed_k_alone_bit_for_bit():
             assert torch.equal(a[k], b[0])
 
 
+def test_the_device_side_step_a_cuda_graph_captures_equals_the_masked_eager_step():
+    """The step a CUDA graph replays (Adam's counts and factors on the device, no host work) run here
+    without capture gives the eager path's numbers bit for bit, R1 and EMA rows included."""
+    settings = [RingSetting("alpha_ns", 1.0, 1.0), RingSetting("alpha_sat", 0.3, 1.0),
+                RingSetting("lsgan", r1=1.0, ema=0.999), RingSetting("alpha_ns", 0.5, 1.2, ema=0.999)]
+    kw = dict(epochs=2, n_train=128 * 4, curve_every=1, curve_samples=64)
+    eager = train_ring(settings, [0, 1, 2, 3], **kw)
+    device_step = train_ring(settings, [0, 1, 2, 3], cuda_graph="eager", **kw)
+    for name in ("g_params", "d_params", "ema_params"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(eager, name), getattr(device_step, name))), name
+    assert all(torch.equal(a, b) for a, b in zip(eager.loss_d + eager.loss_g, device_step.loss_d + device_step.loss_g))
+    assert torch.equal(eager.d_updates, device_step.d_updates) and torch.equal(eager.g_updates, device_step.g_updates)
+
+
 def test_batched_training_equals_an_nn_module_loop_with_torch_adam():
     """Independent truth: nn.Sequential networks, torch.optim.Adam and the non-saturating loss by hand."""
     seed, steps = 7, 4

@@ -30,8 +30,10 @@ def ring():
 @click.option("--no-figures", is_flag=True, help="write results only")
 @click.option("--device", default="auto", show_default=True,
               help="where the networks train: cpu, cuda, cuda:N, or auto (CUDA when present)")
+@click.option("--tf32", is_flag=True,
+              help="CUDA: TF32 tensor cores for the matmuls (faster; products with a 10-bit mantissa)")
 def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
-          no_figures, device):
+          no_figures, device, tf32):
     """Train, evaluate and write DIR/results.json, DIR/results.md, DIR/run.json and figures."""
     from gcann.ring.study import CPU_DEFAULT, FULL_SIZE, default_settings, parse_settings, run_study
 
@@ -47,13 +49,15 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = check_device(device)
+    if tf32 and not device.startswith("cuda"):
+        raise UserError("--tf32 applies to CUDA matmuls; this study runs on the CPU (use --device cuda)")
     try:
         parsed = parse_settings(settings if settings is not None else default_settings())
     except ValueError as e:
         raise UserError(str(e)) from None
     run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
               curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed, figures=not no_figures,
-              device=device,
+              device=device, tf32=tf32,
               log=lambda m: click.echo(m, err=True))
 
 

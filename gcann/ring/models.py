@@ -120,19 +120,38 @@ class MaskedAdam:
         shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
         bias2_v = [bias2_sqrt.view(sh) for sh in shapes]
         step_v = [step_size.view(sh) for sh in shapes]
-        if every:  # the same arithmetic, in place, a few multi-tensor kernels for all layers
-            torch._foreach_lerp_(self.exp_avg, list(grads), 1 - self.beta1)
-            torch._foreach_mul_(self.exp_avg_sq, self.beta2)
-            torch._foreach_addcmul_(self.exp_avg_sq, list(grads), list(grads), value=1 - self.beta2)
-            denom = torch._foreach_sqrt(self.exp_avg_sq)
-            torch._foreach_div_(denom, bias2_v)
-            torch._foreach_add_(denom, self.eps)
-            upd = torch._foreach_div(self.exp_avg, denom)
-            torch._foreach_mul_(upd, step_v)
-            torch._foreach_sub_(self.params, upd)
+        if every:
+            self._update_all(grads, bias2_v, step_v)
             return
         for p, g, m, v, b2, st, sh in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, bias2_v, step_v, shapes):
             _adam_update(p, g, m, v, b2, st, mask.view(sh), self.beta1, self.beta2, self.eps)
+
+    @torch.no_grad()
+    def step_all_on_device(self, grads: Sequence[Tensor], lr: Tensor, steps: Tensor) -> None:
+        """One update of every seed with no host work (so a CUDA graph can capture it): ``steps (S,)``
+        int64 and ``lr (S,)`` float64 live on the parameters' device; ``steps`` is advanced here, and
+        the caller advances ``self.steps`` to match."""
+        steps += 1
+        t = steps.to(torch.float64)
+        bias1 = 1 - self.beta1 ** t
+        bias2_sqrt = (1 - self.beta2 ** t).sqrt()
+        dtype = self.params[0].dtype
+        bias2_sqrt, step_size = bias2_sqrt.to(dtype), (lr / bias1).to(dtype)
+        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
+        self._update_all(grads, [bias2_sqrt.view(sh) for sh in shapes], [step_size.view(sh) for sh in shapes])
+
+    def _update_all(self, grads: Sequence[Tensor], bias2_sqrt: list[Tensor], step_size: list[Tensor]) -> None:
+        """Adam's arithmetic for every seed, in place, a few multi-tensor kernels for all layers."""
+        grads = list(grads)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - self.beta1)
+        torch._foreach_mul_(self.exp_avg_sq, self.beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - self.beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        upd = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(upd, step_size)
+        torch._foreach_sub_(self.params, upd)
 
     def state_of(self, k: int) -> dict[str, object]:
         """Seed ``k``'s optimiser state (for tests and checks)."""

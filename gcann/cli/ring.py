@@ -1,9 +1,11 @@
 """``gcann ring ...``: seed 002's 2-D ring study, every seed of every setting in one batched model."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from .common import UserError, check_device
+from .common import UserError, check_device, check_output
 
 
 @click.group()
@@ -49,6 +51,7 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = check_device(device)
+    check_output(Path(out), "--out", folder=True)
     if tf32 and not device.startswith("cuda"):
         raise UserError("--tf32 applies to CUDA matmuls; this study runs on the CPU (use --device cuda)")
     try:

@@ -166,13 +166,13 @@ class MaskedAdam:
 
 
 def _adam_update(p: Tensor, g: Tensor, m: Tensor, v: Tensor, bias2_sqrt: Tensor, step_size: Tensor,
-                 keep: Tensor | None, beta1: float, beta2: float, eps: float) -> None:
-    """Adam's update of one stacked tensor in place; with ``keep``, only the seeds where it is True change."""
+                 keep: Tensor, beta1: float, beta2: float, eps: float) -> None:
+    """Adam's update of one stacked tensor, kept only for the seeds where ``keep`` is True (the others keep
+    their parameters and moments exactly)."""
     m_new = torch.lerp(m, g, 1 - beta1)
     v_new = v.mul(beta2).addcmul_(g, g, value=1 - beta2)
     denom = v_new.sqrt().div_(bias2_sqrt).add_(eps)
     p_new = p - (m_new / denom) * step_size
-    if keep is None:
-        m.copy_(m_new), v.copy_(v_new), p.copy_(p_new)
-    else:
-        m.copy_(torch.where(keep, m_new, m)), v.copy_(torch.where(keep, v_new, v)), p.copy_(torch.where(keep, p_new, p))
+    m.copy_(torch.where(keep, m_new, m))
+    v.copy_(torch.where(keep, v_new, v))
+    p.copy_(torch.where(keep, p_new, p))

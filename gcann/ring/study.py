@@ -12,7 +12,6 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -117,8 +116,8 @@ def markdown_table(results: Sequence[dict], header: str = "") -> str:
 
 def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: str | Path, *, dataset: str = "ring",
               n_train: int = N_TRAIN, eval_samples: int = TOY_EVAL_SAMPLES, curve_every: int = 1,
-              curve_samples: int = 2_500, first_seed: int = 0, figures: bool = True, device: str = "cpu", tf32: bool = False,
-              log: Callable[[str], None] = print) -> list[dict]:
+              curve_samples: int = 2_500, first_seed: int = 0, figures: bool = True, device: str = "cpu",
+              tf32: bool = False, log: Callable[[str], None] = print) -> list[dict]:
     """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures."""
     out = Path(out)
     settings = list(settings)
@@ -140,7 +139,8 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
         "seconds_controllers": run.time_control,
         "controller_share": run.time_control / run.time_total if run.time_total else 0.0,
         "ms_per_step": 1e3 * run.time_total / max(run.steps, 1),
-        "device": _device_name(device), "torch": torch.__version__, "tf32": tf32, "torch_threads": torch.get_num_threads(),
+        "device": _device_name(device), "torch": torch.__version__, "tf32": tf32,
+        "torch_threads": torch.get_num_threads(),
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")

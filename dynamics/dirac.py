@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .objectives import (HP, Context, Objective, ObjectiveError, gauss_hermite, input_grad, logit_losses,
-                         normal_trapezoid)
+from .objectives import (HP, Context, Objective, ObjectiveError, fixed_order_sum, gauss_hermite, input_grad,
+                         logit_losses, normal_trapezoid, spread)
 
 Tensor = torch.Tensor
 
@@ -118,6 +118,12 @@ class DiracGAN:
         real and a fake term use one trapezoid rule for both (accurate to ~1e-15, see
         :func:`normal_trapezoid`); others a Gauss–Hermite product rule over the two
         independent noises.
+
+        Every sum over the nodes, in the losses and in their gradients, is taken in one
+        fixed order (:func:`~dynamics.objectives.fixed_order_sum`, :func:`~dynamics.objectives.spread`),
+        so that the last bits of the field do not depend on torch's reduction kernels: a run
+        that sits on an unstable fixed point (the GCANN table's instance-noise rows) keeps
+        or leaves it depending on those bits.
         """
         _, g = input_grad(D, x_real)
         s = hp["sigma"] * g.flatten(1).norm(dim=1)  # (B,)
@@ -136,10 +142,11 @@ class DiracGAN:
         def expect(fn, *cols):
             rep = {k: v.repeat_interleave(Q) for k, v in hp.items()}
             ctx = Context(x_real.repeat_interleave(Q, 0), x_fake.repeat_interleave(Q, 0), rep)
-            return (fn(*[c.reshape(-1) for c in cols], ctx).reshape(B, Q) * wq).sum(-1)
+            return fixed_order_sum(fn(*[c.reshape(-1) for c in cols], ctx).reshape(B, Q) * wq)
 
-        r = d_real[:, None] + s[:, None] * zr[None, :]
-        f = d_fake[:, None] + s[:, None] * zf[None, :]
+        s_q = spread(s, Q)
+        r = spread(d_real, Q) + s_q * zr
+        f = spread(d_fake, Q) + s_q * zf
         ld = expect(loss.d, r, f)
         lg = expect(loss.g, f)
         return ld, lg

@@ -438,10 +438,54 @@ def normal_trapezoid(n: int = 401, width: float = 10.0, dtype=torch.float64) -> 
     """Nodes z and weights w with Σ w f(z) ≈ E[f(Z)], Z ~ N(0, 1): the trapezoid rule on
     [−width, width].  For integrands analytic in a strip of half-width a (a sigmoid of
     s·z has a = π/s) the error decays like exp(−2πa/h), h = 2·width/(n − 1): ~1e-15 for
-    s ≤ 20 at the defaults, where Gauss–Hermite with 64 nodes is off by 1e-4 at s = 6."""
-    z = torch.linspace(-width, width, n, dtype=dtype)
-    w = torch.exp(-0.5 * z * z)
-    return z, w / w.sum()
+    s ≤ 20 at the defaults, where Gauss–Hermite with 64 nodes is off by 1e-4 at s = 6.
+
+    Computed in Python floats (nodes ``width·(2i − n + 1)/(n − 1)``, exactly symmetric;
+    weights normalised by ``math.fsum``), so they do not depend on torch's ``linspace``
+    or reduction kernels."""
+    if n < 2:
+        raise ValueError(f"normal_trapezoid needs n >= 2 nodes, got {n}")
+    z = [width * (2 * i - (n - 1)) / (n - 1) for i in range(n)]
+    w = [math.exp(-0.5 * x * x) for x in z]
+    total = math.fsum(w)
+    return torch.tensor(z, dtype=dtype), torch.tensor([x / total for x in w], dtype=dtype)
+
+
+def fixed_order_sum(x: Tensor) -> Tensor:
+    """Σ over the last dimension in one fixed pairwise order, by elementwise additions only.
+
+    ``torch.sum`` adds in an order set by its kernel (vector width, blocking), which may
+    change with the torch version or the CPU; an elementwise IEEE addition does not.  The
+    columns are zero-padded to a power of two and the two halves added until one is
+    left: column j of the first level is ``x[j] + x[j + m/2]``, and so on.  Its gradient
+    (slices and additions) is a broadcast with no reduction either.
+    """
+    n = x.shape[-1]
+    m = 1 << max(0, (n - 1).bit_length())
+    if m != n:
+        x = F.pad(x, (0, m - n))
+    while x.shape[-1] > 1:
+        h = x.shape[-1] // 2
+        x = x[..., :h] + x[..., h:]
+    return x[..., 0]
+
+
+class _Spread(torch.autograd.Function):
+    """``v`` (B,) → (B, q), each row repeated; its gradient sums a row with :func:`fixed_order_sum`
+    (a broadcast's own gradient would use ``torch.sum``).  Differentiable twice."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, q: int) -> Tensor:
+        return v.unsqueeze(-1).repeat(1, q)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return fixed_order_sum(grad), None
+
+
+def spread(v: Tensor, q: int) -> Tensor:
+    """(B,) → (B, q), rows repeated, with a fixed-order gradient (see :func:`fixed_order_sum`)."""
+    return _Spread.apply(v, q)
 
 
 def gauss_hermite(n: int = 48, dtype=torch.float64) -> tuple[Tensor, Tensor]:

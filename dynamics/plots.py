@@ -486,10 +486,14 @@ def r1_locus(gammas=None) -> Figure:
 # 5. Every method
 # --------------------------------------------------------------------------- #
 def all_methods(methods: Sequence[str] | None = None, init: Sequence[float] = (1.0, 1.0),
-                init_2d: Sequence[float] = (1.0, 0.5, 0.5, 1.0), lr: float = 0.1, steps: int = 300,
+                init_2d: Sequence[float] = (1.0, 0.5, 0.5, 1.0), lr: float = 0.1, steps: int = 600,
                 schemes: Sequence[str] = ("ode", "simgd"), t1: float | None = None, grid: int = 16,
                 ncols: int = 3, substeps: int = 2) -> Figure:
     """One panel per method (default: every entry of :data:`dynamics.METHODS`).
+
+    The default horizon (600 steps at lr 0.1, the ODE to t = 60) is long enough for the
+    verdict to tell the non-saturating GAN's sublinear approach ("slowly converging")
+    from exponential convergence; at t = 30 its first half-turn still looks exponential.
 
     1-D methods: streamlines of the (θ, ψ) field with the ODE (to ``t1``, default
     ``lr·steps``) and simGD (``steps`` updates at ``lr``) trajectories from ``init``.

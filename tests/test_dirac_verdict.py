@@ -82,3 +82,25 @@ def test_linearisation_decides_converging_and_nsgan_is_slow():
     labels = dy.classify(tr.distance(), z=tr.z, t=tr.t)
     assert set(labels) == {"slowly converging"}
     assert not math.isclose(float(tr.distance()[-1].max()), 0.0)
+
+
+def test_all_methods_panels_do_not_call_a_centre_converging():
+    # The nsgan panel once read "ODE: converging" beside "spectrum: not locally convergent": over
+    # t ∈ [0, 30] its first half-turn decays at a steady rate.  At the figure's horizon (t = 60) the
+    # deceleration shows.  A method whose linearisation is a centre (no eigenvalue with Re < 0) cannot
+    # converge exponentially, so no panel may say plain "converging" where the spectrum says False,
+    # and every locally convergent method must say "converging" for both schemes.
+    from dynamics import plots
+
+    fig = plots.all_methods(methods=["nsgan", "alpha", "gan", "r1", "conopt"], grid=4)
+    for ax in fig.axes:
+        title = ax.get_title()
+        if not title:
+            continue
+        verdicts = [ln.split(": ", 1)[1] for ln in title.splitlines() if ln.startswith(("ODE:", "simGD:"))]
+        assert len(verdicts) == 2, title
+        if title.endswith("spectrum: not locally convergent"):
+            assert not any(v.startswith("converging") for v in verdicts), title
+        else:
+            assert title.endswith("spectrum: locally convergent"), title
+            assert all(v.startswith("converging") for v in verdicts), title

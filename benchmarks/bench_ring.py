@@ -6,6 +6,12 @@ steps each, non-saturating (1, 1) loss. Timed in one run, on this machine:
 * batched     gcann.ring.train_ring with all N seeds as one model (stacked weights, batched matmuls)
 * per-seed    the same function called once per seed (N = 1 each time): the same arithmetic, one seed at a time
 
+Two figures for each: the whole call of ``WARM`` + ``--steps`` steps (set-up: initial weights, data,
+first-touch memory), and the cost of one training step once running: the median over the last ``--steps``
+steps of the call (run as epochs of one batch, timed at each epoch's end). A study runs hundreds of steps
+per set-up (780 at the CPU size, 156,000 at the source's), so its time is the per-step figure; the target
+is read there.
+
 Both give every seed the same weights bit for bit (checked here on the final generator weights).
 Also measured: the cost of N GCANN controllers (observe + plan, in Python) per step of the batched run,
 all N rows +gcann with the paper-celeba preset at warm-up 0 so that the controllers make decisions.
@@ -15,7 +21,7 @@ size, ``--study-seeds`` (200) seeds, for E epochs of 390 steps with the coverage
 projects the time of the full 400 epochs from it; the per-seed loop's projection is the per-seed-step
 time measured above × 200 seeds × 156,000 steps.
 
-Usage: python benchmarks/bench_ring.py [--seeds 64] [--steps 5] [--device cpu|cuda] [--study-epochs E]
+Usage: python benchmarks/bench_ring.py [--seeds 64] [--steps 10] [--device cpu|cuda] [--study-epochs E]
        [--out benchmarks/results/bench_ring.txt]
 """
 from __future__ import annotations
@@ -23,17 +29,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 
 import torch
 
 from gcann.ring import RingSetting, ring_gcann_config, train_ring
+from gcann.sysmem import keep_freed_memory
+
+WARM = 2  # first steps of a call left out of the per-step figure (first-touch memory, caches)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--study-epochs", type=int, default=0)
@@ -46,39 +56,56 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
     n, steps = a.seeds, a.steps
-    kw = dict(epochs=1, max_steps=steps, n_train=128 * (steps + 1), curve_every=0, device=dev)
+    malloc_kept = keep_freed_memory() if dev.type == "cpu" else False   # as gcann ring study does on the CPU
     plain = RingSetting("alpha_ns", 1.0, 1.0)
-    train_ring([plain] * 2, [0, 1], **kw)                                        # warm-up
 
-    sync()
-    t = time.perf_counter()
-    batched = train_ring([plain] * n, list(range(n)), **kw)
-    sync()
-    t_batched = time.perf_counter() - t
+    def kw(k):
+        return dict(epochs=1, max_steps=k, n_train=128 * (WARM + steps + 1), curve_every=0, device=dev)
 
-    t = time.perf_counter()
+    def timed(m, k, seed0=0):
+        """One call training seeds seed0 .. seed0 + m - 1 for k steps, as epochs of one batch each:
+        (seconds for the call, seconds of each step from the epoch ends, the run)."""
+        marks = []
+
+        def mark(epoch, epochs):
+            sync()
+            marks.append(time.perf_counter())
+        sync()
+        t = time.perf_counter()
+        run = train_ring([plain] * m, list(range(seed0, seed0 + m)), epochs=k, n_train=128, curve_every=0,
+                         device=dev, progress=mark)
+        sync()
+        return time.perf_counter() - t, [b - a for a, b in zip(marks, marks[1:])], run
+
+    timed(2, WARM)                                                               # warm-up of the process
+    t_batched, per_step, batched = timed(n, WARM + steps)
+    step_b = statistics.median(per_step[WARM - 1:])          # one step of all n seeds, once running
+    t_loop, step_l = 0.0, 0.0
     same, worst = True, 0.0
     for k in range(n):
-        alone = train_ring([plain], [k], **kw)
+        dt, per_step, alone = timed(1, WARM + steps, k)
+        t_loop += dt
+        step_l += statistics.median(per_step[WARM - 1:])     # n per-seed steps, once running
         same &= all(torch.equal(a[k], b[0]) for a, b in zip(batched.g_params, alone.g_params))
         worst = max(worst, max(float((a[k] - b[0]).abs().max()) for a, b in zip(batched.g_params, alone.g_params)))
-    sync()
-    t_loop = time.perf_counter() - t
 
     gcann = RingSetting("alpha_ns", 1.0, 1.0, gcann=True)
     cfg = ring_gcann_config(steps_per_epoch=390, lr=1e-4)
     from dataclasses import replace
     cfg = replace(cfg, baseline_steps=0)
-    ctl = train_ring([gcann] * n, list(range(n)), gcann_config=cfg, **kw)
+    ctl = train_ring([gcann] * n, list(range(n)), gcann_config=cfg, **kw(steps))
 
     lines = [
-        f"bench_ring: {n} seeds x {steps} steps, seed 002's networks, batch 128, ns(1,1)",
+        f"bench_ring: {n} seeds, seed 002's networks, batch 128, ns(1,1); each call {WARM} + {steps} steps",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device {dev_name}",
-        f"batched  (one model of {n} seeds): {t_batched:8.2f} s  ({1e3 * t_batched / steps:.0f} ms/step, "
-        f"{1e3 * t_batched / (steps * n):.1f} ms per seed-step)",
-        f"per-seed loop ({n} runs of 1 seed):  {t_loop:8.2f} s  ({1e3 * t_loop / (steps * n):.1f} ms per seed-step)",
-        f"speed-up batched / per-seed: {t_loop / t_batched:.2f}x   (target >= 2x at 64 seeds)",
+        f"{torch.get_num_threads()} threads, device {dev_name}; "
+        f"malloc keeps freed memory (gcann.sysmem): {malloc_kept}",
+        f"per training step, once running (median of steps {WARM + 1}..{WARM + steps} of one call):",
+        f"  batched  (one model of {n} seeds): {1e3 * step_b:8.1f} ms/step  ({1e3 * step_b / n:.2f} ms per seed-step)",
+        f"  per-seed loop ({n} runs of 1 seed): {1e3 * step_l:8.1f} ms     ({1e3 * step_l / n:.2f} ms per seed-step)",
+        f"  speed-up batched / per-seed: {step_l / step_b:.2f}x   (target >= 2x at 64 seeds)",
+        f"whole calls of {WARM + steps} steps, set-up and first steps included: batched {t_batched:.2f} s, per-seed "
+        f"loop {t_loop:.2f} s, ratio {t_loop / t_batched:.2f}x",
         f"final generator weights identical, batched vs alone, every seed: {same} (largest difference {worst:.1e})",
         f"{n} GCANN controllers: {1e3 * ctl.time_control / steps:.2f} ms/step of {1e3 * ctl.time_total / steps:.0f} ms/step "
         f"({100 * ctl.time_control / ctl.time_total:.2f} %); {len(ctl.events)} events, D updates per seed "
@@ -88,7 +115,7 @@ def main() -> None:
     if a.study_epochs:
         full_steps = 400 * 390
         ns = a.study_seeds
-        loop_proj = t_loop / (steps * n) * ns * full_steps
+        loop_proj = step_l / n * ns * full_steps
         runs = {}
         for graph, epochs, tf32 in ((True, a.study_epochs, False), (True, a.study_epochs, True),
                                     (False, max(1, a.study_epochs // 5), False)):

@@ -87,12 +87,14 @@ def test_init_is_nn_linear_s_and_forward_matches_nn_sequential():
         torch.testing.assert_close(mlp_forward(spec, params, x)[1], ref(x[1]), rtol=1e-5, atol=1e-6)
 
 
-def test_masked_adam_equals_torch_adam_and_leaves_masked_seeds_untouched():
+@pytest.mark.parametrize("per_seed_fused", [True, False])  # the CPU's path, and the GPU's multi-tensor path
+def test_masked_adam_equals_torch_adam_and_leaves_masked_seeds_untouched(per_seed_fused):
     torch.manual_seed(0)
     params = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
     ref = [p[0].clone().requires_grad_(True) for p in params]
     torch_adam = torch.optim.Adam(ref, lr=1e-2, betas=(0.9, 0.99), foreach=False)
     opt = MaskedAdam(params, betas=(0.9, 0.99))
+    opt.per_seed_fused = per_seed_fused
     frozen = [p[1].clone() for p in params]
     lr = torch.tensor([1e-2, 1e-2, 3e-2])
     for t in range(6):
@@ -108,6 +110,27 @@ def test_masked_adam_equals_torch_adam_and_leaves_masked_seeds_untouched():
         assert torch.equal(p[1], f)                                           # masked out: parameters kept
     assert torch.equal(opt.exp_avg[0][1], torch.zeros(4, 5)) and int(opt.steps[1]) == 0   # ... and Adam state
     assert opt.steps.tolist() == [6, 0, 3]
+
+
+def test_masked_adam_on_the_cpu_is_torch_adams_fused_kernel_bit_for_bit():
+    """Each seed of a stacked tensor, updated at its own rate and count, equals a lone torch.optim.Adam
+    (fused=True) on that seed's tensors exactly, also when other seeds are masked out."""
+    torch.manual_seed(1)
+    params = [torch.randn(4, 6, 7), torch.randn(4, 1, 7)]
+    lr = torch.tensor([1e-3, 2e-3, 5e-4, 1e-3], dtype=torch.float64)
+    refs = [[p[k].clone().requires_grad_(True) for p in params] for k in range(4)]
+    adams = [torch.optim.Adam(r, lr=float(lr[k]), betas=(0.9, 0.99), fused=True) for k, r in enumerate(refs)]
+    opt = MaskedAdam(params, betas=(0.9, 0.99))
+    for t in range(7):
+        grads = [torch.randn_like(p) for p in params]
+        mask = torch.tensor([True, t % 3 != 1, False, t % 2 == 0])
+        opt.step(grads, lr, mask)
+        for k in mask.nonzero().flatten().tolist():
+            for r, g in zip(refs[k], grads):
+                r.grad = g[k].clone()
+            adams[k].step()
+    for k in range(4):
+        assert all(torch.equal(p[k], r.detach()) for p, r in zip(params, refs[k])), k
 
 
 # --------------------------------------------------------------------------- batched seeds

@@ -19,6 +19,7 @@ import torch
 
 from gcann.fileio import atomic_write_text
 from gcann.metrics.toy import TOY_EVAL_SAMPLES
+from gcann.sysmem import keep_freed_memory
 
 from .data import N_TRAIN
 from .train import EMA_BETA, R1_GAMMA, RingRun, RingSetting, evaluate_run, train_ring
@@ -126,6 +127,8 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
         f"reduced size: {n_seeds} seeds x {epochs} epochs (the source: {FULL_SIZE['seeds']} x {FULL_SIZE['epochs']})"
     log(f"ring study: {len(settings)} settings x {n_seeds} seeds = {len(rows)} rows in one batch, {epochs} epochs "
         f"of {n_train} points on {dataset}; {size}")
+    # a long run on the CPU: let malloc keep freed memory (gcann.sysmem: no page faults on re-allocation)
+    malloc_kept = keep_freed_memory() if torch.device(device).type == "cpu" else False
     t0 = time.perf_counter()
     run = train_ring([s for s, _ in rows], [k for _, k in rows], epochs=epochs, dataset=dataset, n_train=n_train,
                      curve_every=curve_every, curve_samples=curve_samples, device=device, tf32=tf32,
@@ -140,7 +143,7 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
         "controller_share": run.time_control / run.time_total if run.time_total else 0.0,
         "ms_per_step": 1e3 * run.time_total / max(run.steps, 1),
         "device": _device_name(device), "torch": torch.__version__, "tf32": tf32,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "malloc_keeps_freed_memory": malloc_kept,
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")

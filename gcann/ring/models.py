@@ -109,6 +109,10 @@ class MaskedAdam:
     def step(self, grads: Sequence[Tensor], lr: Tensor, mask: Tensor) -> None:
         """One update of the seeds in ``mask (S,) bool`` at learning rates ``lr (S,)``."""
         self.steps += mask.long()
+        if self.per_seed_fused:
+            for k in mask.nonzero().flatten().tolist():
+                self._fused_seed(k, grads, float(lr[k]), int(self.steps[k]))
+            return
         t = self.steps.clamp_min(1).to(torch.float64)
         bias1 = 1 - self.beta1 ** t
         bias2_sqrt = (1 - self.beta2 ** t).sqrt()
@@ -119,10 +123,6 @@ class MaskedAdam:
         if dev.type == "cuda":  # pinned and non-blocking: no host synchronisation per step
             mask, bias2_sqrt, step_size = (x.pin_memory().to(dev, non_blocking=True)
                                            for x in (mask, bias2_sqrt, step_size))
-        if self.per_seed_fused:
-            for k in mask.nonzero().flatten().tolist():
-                self._fused_seed(k, grads, float(lr[k]), int(self.steps[k]))
-            return
         shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
         bias2_v = [bias2_sqrt.view(sh) for sh in shapes]
         step_v = [step_size.view(sh) for sh in shapes]

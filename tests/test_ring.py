@@ -112,6 +112,44 @@ def test_masked_adam_equals_torch_adam_and_leaves_masked_seeds_untouched(per_see
     assert opt.steps.tolist() == [6, 0, 3]
 
 
+def test_the_gpu_multi_tensor_adam_paths_agree_with_each_other_and_torch_adam():
+    """The GPU's paths, run here on the CPU: an all-seeds step through ``step`` (mask all True), through
+    ``step_all_on_device`` (the CUDA graph's, counts on the device) and the masked form with one seed
+    left out give the same bits for the seeds they update, and follow torch.optim.Adam."""
+    torch.manual_seed(2)
+    base = [torch.randn(3, 5, 4), torch.randn(3, 1, 4)]
+    lr = torch.tensor([1e-2, 2e-2, 5e-3], dtype=torch.float64)
+    runs = []
+    for kind in ("step", "device", "masked"):
+        params = [p.clone() for p in base]
+        opt = MaskedAdam(params, betas=(0.9, 0.99))
+        opt.per_seed_fused = False
+        steps = torch.zeros(3, dtype=torch.long)
+        gen = torch.Generator().manual_seed(5)
+        for _ in range(5):
+            grads = [torch.randn(p.shape, generator=gen) for p in params]
+            if kind == "step":
+                opt.step(grads, lr, torch.ones(3, dtype=torch.bool))
+            elif kind == "device":
+                opt.step_all_on_device(grads, lr, steps)
+            else:
+                opt.step(grads, lr, torch.tensor([True, True, False]))
+        runs.append(params)
+    for i, (a, b, c) in enumerate(zip(*runs)):
+        assert torch.equal(a, b) and torch.equal(a[:2], c[:2])
+        assert torch.equal(c[2], base[i][2])                                   # the masked-out seed kept
+    ref = [base[i][1].clone().requires_grad_(True) for i in range(2)]
+    adam = torch.optim.Adam(ref, lr=2e-2, betas=(0.9, 0.99), foreach=False)
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=gen) for p in base]
+        for r, g in zip(ref, grads):
+            r.grad = g[1].clone()
+        adam.step()
+    for p, r in zip(runs[0], ref):
+        torch.testing.assert_close(p[1], r.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_masked_adam_on_the_cpu_is_torch_adams_fused_kernel_bit_for_bit():
     """Each seed of a stacked tensor, updated at its own rate and count, equals a lone torch.optim.Adam
     (fused=True) on that seed's tensors exactly, also when other seeds are masked out."""

@@ -3,11 +3,13 @@ output locations checked before any work, devices, progress bars and time estima
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -152,3 +154,28 @@ def estimate_note(seconds: float, what: str, quiet: bool = False, threshold: flo
     if quiet or not seconds > threshold:
         return
     click.echo(f"gcann: {what}: about {human_seconds(seconds)} (estimate); Ctrl-C stops it", err=True)
+
+
+def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a dict (values read as JSON where they parse, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before computing when the run folder cannot be made or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".gcann-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {folder}: {e.strerror or e}") from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import UserError
+from .common import UserError, check_writable, parse_set
 
 
 def _grid(items: tuple[str, ...]) -> dict[str, list]:
@@ -47,7 +47,6 @@ def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_mi
     from gcann.train.config import ConfigError
     from gcann.train.sweep import collect, expand, submit
 
-    from .train import _check_writable, _parse_set
 
     try:
         seed_list = [int(s) for s in seeds.split(",")]
@@ -56,14 +55,14 @@ def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_mi
     if len(set(seed_list)) != len(seed_list):
         raise UserError(f"--seeds lists a seed twice: {seeds!r}")
     try:
-        runs = expand(preset, seed_list, _grid(grids), _parse_set(sets))
+        runs = expand(preset, seed_list, _grid(grids), parse_set(sets))
     except (ConfigError, ValueError) as e:
         raise UserError(str(e)) from None
     busy = [name for name, _ in runs if (out / name).is_dir() and any((out / name).iterdir())]
     if busy:
         raise UserError(f"{out} already holds run folder(s) {', '.join(busy[:3])}{' ...' if len(busy) > 3 else ''}: "
                         "choose another --out")
-    _check_writable(out)
+    check_writable(out)
     jobs = submit(runs, out, executor=executor, timeout_min=timeout_min, slurm_partition=slurm_partition,
                   gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task)
     click.echo(f"submitted {len(jobs)} run(s) to {executor}: {out}/sweep.json", err=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .common import UserError
+from .common import UserError, check_writable, parse_set
 
 # ---------------------------------------------------------------------------- #
 # options generated from TrainConfig
@@ -82,19 +82,6 @@ def _config_options(fn):
     return fn
 
 
-def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
-    return out
-
-
 def _overrides(kw: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
     over = {k: v for k, v in kw.items() if v is not None}
     if "gcann" in over:
@@ -102,7 +89,7 @@ def _overrides(kw: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
             over["gcann"] = json.loads(over["gcann"])
         except json.JSONDecodeError as e:
             raise UserError(f"--gcann must be a JSON object, got {over['gcann']!r} ({e.msg})") from None
-    over.update(_parse_set(sets))
+    over.update(parse_set(sets))
     return over
 
 
@@ -123,17 +110,6 @@ def _default_out(cfg) -> Path:
         k += 1
         out = base.with_name(f"{base.name}-{k}")
     return out
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail before computing when the run folder cannot be made or written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".gcann-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write the run folder {folder}: {e.strerror or e}") from None
 
 
 def _one_line(e: Exception) -> str:
@@ -196,7 +172,7 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
                             f"(got {', '.join(extra)})")
         if not resume.is_dir():
             raise UserError(f"--resume {resume}: no such run folder")
-        _check_writable(resume)
+        check_writable(resume)
         from gcann.train import Trainer
 
         _run(lambda: Trainer.resume(resume, max_steps=over.get("max_steps"), quiet=quiet))
@@ -210,7 +186,7 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"run folder {out} exists and is not empty: continue it with `gcann train --resume {out}` "
                         "or choose another --out")
-    _check_writable(out)
+    check_writable(out)
     from gcann.train import Trainer
 
     _run(lambda: Trainer(cfg, out, quiet=quiet))

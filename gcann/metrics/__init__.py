@@ -30,7 +30,7 @@ from .registry import (
     compute_metrics,
     register_metric,
 )
-from . import diversity as _diversity  # noqa: F401  (registers pairwise, pairwise_iou)
+from . import diversity as _diversity  # noqa: F401  (registers pairwise)
 from .fid import fid_from_features, fid_statistics, frechet_distance, inception_score, kid_from_features
 from .inception import default_fid_weights, load_inception, to_uint8
 from .shapes3d import chamfer_distance, chamfer_matrices, coverage_mmd, one_nn_accuracy, pairwise_chamfer, \

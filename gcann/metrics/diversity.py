@@ -16,12 +16,13 @@ from gcann.diversity import mean_pairwise_distance, pairwise_distances
 
 from .registry import EvalContext, MetricError, register_metric
 
-__all__ = ["BATCH", "iou_distances", "mean_pairwise_in_batches"]
+__all__ = ["BATCH", "batch_slices", "iou_distances", "mean_pairwise_in_batches"]
 
 BATCH = 64  # samples per batch, as the paper's batches of 64 generated samples
 
 
-def _batches(n: int, batch: int) -> list[slice]:
+def batch_slices(n: int, batch: int) -> list[slice]:
+    """Consecutive full batches of ``batch`` among ``n`` samples (all ``n`` when fewer)."""
     if n < 2:
         raise MetricError(f"pairwise diversity needs at least 2 samples, got {n}")
     if n < batch:
@@ -31,7 +32,7 @@ def _batches(n: int, batch: int) -> list[slice]:
 
 def mean_pairwise_in_batches(x: Tensor, *, batch: int = BATCH, metric: str = "l2") -> float:
     """Mean over consecutive full batches of the mean pairwise distance (``i != j``) within each batch."""
-    vals = [float(mean_pairwise_distance(x[s].double(), metric)) for s in _batches(len(x), batch)]
+    vals = [float(mean_pairwise_distance(x[s].double(), metric)) for s in batch_slices(len(x), batch)]
     return sum(vals) / len(vals)
 
 
@@ -55,17 +56,3 @@ def _pairwise(ctx: EvalContext) -> dict[str, float]:
     """Pixel/voxel-space diversity: mean pairwise RMS distance within generated batches of 64."""
     x = ctx.generated(_count(ctx, 512))
     return {"pairwise": mean_pairwise_in_batches(x)}
-
-
-@register_metric("pairwise_iou", kinds=("voxel",))
-def _pairwise_iou(ctx: EvalContext) -> dict[str, float]:
-    """Voxel diversity: mean pairwise IoU distance of the occupancy (> 0.5) within generated batches of 64."""
-    from .shapes3d import binarize
-
-    occ = binarize(ctx.generated(_count(ctx, 512)))
-    vals = []
-    for s in _batches(len(occ), BATCH):
-        d = iou_distances(occ[s])
-        b = len(d)
-        vals.append(float((d.sum() - d.diagonal().sum()) / (b * (b - 1))))
-    return {"pairwise_iou": sum(vals) / len(vals)}

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .diversity import BATCH, batch_slices, iou_distances
 from .registry import EvalContext, MetricError, MetricUnavailable, register_metric
 
 __all__ = ["NUM_POINTS", "binarize", "chamfer_distance", "chamfer_matrices", "coverage_mmd", "distance_field",
@@ -329,16 +330,27 @@ def _one_nna(ctx: EvalContext) -> dict[str, float]:
     return {"1nna": one_nn_accuracy(m["gr"], m["gg"], m["rr"])}
 
 
+def _mean_off_diagonal_in_batches(n: int, distances) -> float:
+    """Mean over consecutive batches of 64 of the mean off-diagonal entry of ``distances(batch_slice)``."""
+    vals = []
+    for s in batch_slices(n, BATCH):
+        d = distances(s)
+        b = len(d)
+        vals.append(float((d.sum() - d.diagonal().sum()) / (b * (b - 1))))
+    return sum(vals) / len(vals)
+
+
+@register_metric("pairwise_iou", kinds=("voxel",))
+def _pairwise_iou(ctx: EvalContext) -> dict[str, float]:
+    """Voxel diversity: mean pairwise IoU distance of the occupancy (> 0.5) within generated batches of 64."""
+    occ = binarize(ctx.generated(int(ctx.num_samples or 512)))
+    return {"pairwise_iou": _mean_off_diagonal_in_batches(len(occ), lambda s: iou_distances(occ[s]))}
+
+
 @register_metric("pairwise_chamfer", kinds=("voxel",))
 def _pairwise_chamfer(ctx: EvalContext) -> dict[str, float]:
     """Voxel diversity: mean Chamfer distance between generated shapes within batches of 64."""
-    from .diversity import BATCH, _batches
-
     x = ctx.generated(int(ctx.num_samples or 512))
     clouds = _clouds(ctx, x, "generated", seed=1)
-    vals = []
-    for s in _batches(len(clouds), BATCH):
-        d = chamfer_matrices(clouds[s], None, x.shape[-1], device=ctx.device)["gg"]
-        b = len(d)
-        vals.append(float((d.sum() - d.diagonal().sum()) / (b * (b - 1))))
-    return {"pairwise_chamfer": sum(vals) / len(vals)}
+    return {"pairwise_chamfer": _mean_off_diagonal_in_batches(
+        len(clouds), lambda s: chamfer_matrices(clouds[s], None, x.shape[-1], device=ctx.device)["gg"])}

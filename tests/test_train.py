@@ -377,10 +377,37 @@ def test_existing_run_folder_is_refused(tmp_path):
     (dict(lr_d=float("nan")), "lr_d must be a finite number"),
     (dict(device="tpu"), "device must be"),
     (dict(arch="voxel", channels=3), "one channel"),
+    (dict(compile=True, compile_mode="fast"), "compile_mode must be one of"),
+    (dict(compile_mode="reduce-overhead"), "applies to compiled networks"),
 ])
 def test_config_errors(over, msg):
     with pytest.raises(ConfigError, match=msg):
         tiny(**over)
+
+
+def test_compiled_networks_train_like_eager_ones(tmp_path):
+    """compile=True (here with compile_mode, which the CPU accepts and runs without CUDA graphs) trains
+    through torch.compile and ends within float tolerance of the eager run."""
+    from torch import _dynamo as dynamo
+
+    ds = fixture_for(tiny())
+    runs = {}
+    for name, over in (("eager", {}), ("compiled", dict(compile=True, compile_mode="reduce-overhead"))):
+        dynamo.reset()
+        dynamo.utils.counters.clear()
+        cfg = tiny(max_steps=3, **over)
+        Trainer(cfg, tmp_path / name, dataset=ds, quiet=True).fit()
+        runs[name] = load_checkpoint(tmp_path / name)
+        frames = sum(dynamo.utils.counters["frames"].values())
+        assert (frames > 0) == (name == "compiled")
+    rows = {name: [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+            for name in runs}
+    for a, b in zip(rows["eager"], rows["compiled"]):                # the losses of every step
+        assert a["loss_d"] == pytest.approx(b["loss_d"], rel=1e-4) and a["loss_g"] == pytest.approx(b["loss_g"], rel=1e-4)
+    for key in ("G", "D"):                                           # weights within half an Adam step (lr 2e-4)
+        for k, v in runs["eager"][key].items():
+            if v.is_floating_point():
+                torch.testing.assert_close(runs["compiled"][key][k], v, rtol=0, atol=1e-4)
 
 
 def test_dataset_shape_mismatch_is_one_line():

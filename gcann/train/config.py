@@ -79,6 +79,7 @@ class TrainConfig:
     precision: str = "auto"               # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     channels_last: bool = True            # channels-last memory format on CUDA
     compile: bool = False                 # torch.compile the networks
+    compile_mode: str = "default"         # torch.compile mode (with compile): default, reduce-overhead, max-autotune
     log_every: int = 10                   # metrics.jsonl / TensorBoard row every this many steps
     sample_every: int = 500               # sample grid / voxel render and loss curves every this many steps
     ckpt_every: int = 1000                # checkpoint every this many steps (and at the end)
@@ -138,6 +139,9 @@ class TrainConfig:
         _choice("ema_bn", self.ema_bn, ("recompute", "copy"))
         _choice("controller", self.controller, ("none", "gcann"))
         _choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
+        if self.compile_mode != "default" and not self.compile:
+            raise ConfigError(f"compile_mode={self.compile_mode!r} applies to compiled networks; add compile=True (--compile)")
         _choice("diversity_metric", self.diversity_metric, ("l2", "cosine"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -182,6 +186,9 @@ def _names(v: Any, name: str) -> tuple[str, ...]:
     if len(set(v)) != len(v):
         raise ConfigError(f"{name} lists a name twice: {','.join(v)!r}")
     return tuple(s for s in v if s != "none")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> None:

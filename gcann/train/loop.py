@@ -178,8 +178,8 @@ class Trainer:
         self.D = D.to(self.device, memory_format=fmt)
         if self.G_ema is not None:
             self.G_ema.to(self.device, memory_format=fmt)
-        self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
-        self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
+        self.G_fwd = torch.compile(self.G, mode=cfg.compile_mode) if cfg.compile else self.G
+        self.D_fwd = torch.compile(self.D, mode=cfg.compile_mode) if cfg.compile else self.D
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
 

@@ -199,6 +199,10 @@ def test_the_device_side_step_a_cuda_graph_captures_equals_the_masked_eager_step
         assert all(torch.equal(a, b) for a, b in zip(getattr(eager, name), getattr(device_step, name))), name
     assert all(torch.equal(a, b) for a, b in zip(eager.loss_d + eager.loss_g, device_step.loss_d + device_step.loss_g))
     assert torch.equal(eager.d_updates, device_step.d_updates) and torch.equal(eager.g_updates, device_step.g_updates)
+    # the same step with Adam as one fused kernel over every seed (the GPU's opt-in): the same bits on the CPU
+    fused = train_ring(settings, [0, 1, 2, 3], cuda_graph="eager", fused_adam=True, **kw)
+    for name in ("g_params", "d_params", "ema_params"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(eager, name), getattr(fused, name))), name
 
 
 def test_batched_training_equals_an_nn_module_loop_with_torch_adam():

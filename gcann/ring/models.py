@@ -104,6 +104,8 @@ class MaskedAdam:
         self.steps = torch.zeros(n_seeds, dtype=torch.long)
         #: one fused kernel per seed (the CPU), or multi-tensor kernels over all seeds at once (a GPU)
         self.per_seed_fused = params[0].device.type == "cpu"
+        #: step_all_on_device as one fused kernel over every seed (they share a rate and a count there)
+        self.uniform_fused = False
 
     @torch.no_grad()
     def step(self, grads: Sequence[Tensor], lr: Tensor, mask: Tensor) -> None:
@@ -150,8 +152,17 @@ class MaskedAdam:
     def step_all_on_device(self, grads: Sequence[Tensor], lr: Tensor, steps: Tensor) -> None:
         """One update of every seed with no host work (so a CUDA graph can capture it): ``steps (S,)``
         int64 and ``lr (S,)`` float64 live on the parameters' device; ``steps`` is advanced here, and
-        the caller advances ``self.steps`` to match. On the CPU: :meth:`_fused_seed` for every seed."""
+        the caller advances ``self.steps`` to match. On the CPU: :meth:`_fused_seed` for every seed; with
+        ``uniform_fused``, one fused kernel for all (the rate and count of seed 0 for every seed)."""
         steps += 1
+        if self.uniform_fused:
+            # every seed at lr[0] and count steps[0], both read on the device (so a CUDA graph can capture it);
+            # on the CPU this equals the per-seed fused updates bit for bit (tested)
+            torch._fused_adam_(self.params, list(grads), self.exp_avg, self.exp_avg_sq, [],
+                               [steps[0].to(torch.float32)] * len(self.params), lr=lr[0].to(torch.float64),
+                               beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
+                               maximize=False)
+            return
         if self.per_seed_fused:
             for k, (rate, count) in enumerate(zip(lr.tolist(), steps.tolist())):
                 self._fused_seed(k, grads, rate, count)

@@ -166,10 +166,12 @@ def train_ring(
     cuda_graph: bool | str = True,        # CUDA, no +gcann row: replay each step as one captured CUDA graph
                                           # ("eager": the same device-side step, not captured, on any device)
     tf32: bool = False,                   # CUDA: TF32 tensor cores for the matmuls (products with a 10-bit mantissa)
+    fused_adam: bool = False,             # the device-side step: Adam as one fused kernel over every seed (all
+                                          # share a rate and a count there); off: multi-tensor kernels on a GPU
 ) -> RingRun:
     """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
     args = (settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
-            curve_samples, max_steps, progress, trace, device, cuda_graph)
+            curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam)
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
     try:
@@ -179,7 +181,7 @@ def train_ring(
 
 
 def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
-                curve_samples, max_steps, progress, trace, device, cuda_graph) -> RingRun:
+                curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam) -> RingRun:
     settings, seeds = list(settings), [int(s) for s in seeds]
     if len(settings) != len(seeds) or not seeds:
         raise ValueError("train_ring needs one setting per seed and at least one seed")
@@ -203,6 +205,7 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
         p.requires_grad_(True)
     ema = [p.detach().clone() for p in G]
     opt_d, opt_g = MaskedAdam(D, betas), MaskedAdam(G, betas)
+    opt_d.uniform_fused = opt_g.uniform_fused = fused_adam
     cfg = gcann_config or ring_gcann_config(steps_per_epoch, lr)
     controls = [GCANNControl(GCANNController(cfg)) if s.gcann else ConstantControl(lr, lr) for s in settings]
     gcann_rows = [k for k, s in enumerate(settings) if s.gcann]

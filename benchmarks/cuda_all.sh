@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED=1
     > "$out/device.txt" 2>&1
 for part in "${parts[@]}"; do
     case $part in
-        train)   python benchmarks/bench_train.py --cuda-only ;;
+        train)   python benchmarks/bench_train.py --cuda-only --cuda-variants ;;
         ring)    python benchmarks/bench_ring.py --device cuda --seeds 64 --steps 20 --study-epochs 10 ;;
         metrics) python benchmarks/bench_metrics.py --device cuda --batch 128 --rounds 5 "${weights[@]}" ;;
         *) echo "unknown part $part"; exit 2 ;;

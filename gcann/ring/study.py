@@ -119,7 +119,10 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
               n_train: int = N_TRAIN, eval_samples: int = TOY_EVAL_SAMPLES, curve_every: int = 1,
               curve_samples: int = 2_500, first_seed: int = 0, figures: bool = True, device: str = "cpu",
               tf32: bool = False, log: Callable[[str], None] = print) -> list[dict]:
-    """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures."""
+    """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures.
+
+    On the CPU this calls :func:`gcann.sysmem.keep_freed_memory` first: a process-wide malloc setting
+    (no page faults when the step's large tensors are allocated again; the process keeps its peak memory)."""
     out = Path(out)
     settings = list(settings)
     rows = [(s, first_seed + i) for s in settings for i in range(n_seeds)]

@@ -47,7 +47,6 @@ def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_mi
     from gcann.train.config import ConfigError
     from gcann.train.sweep import collect, expand, submit
 
-
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:

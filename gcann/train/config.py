@@ -141,7 +141,8 @@ class TrainConfig:
         _choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _choice("compile_mode", self.compile_mode, COMPILE_MODES)
         if self.compile_mode != "default" and not self.compile:
-            raise ConfigError(f"compile_mode={self.compile_mode!r} applies to compiled networks; add compile=True (--compile)")
+            raise ConfigError(f"compile_mode={self.compile_mode!r} applies to compiled networks; "
+                              "add compile=True (--compile)")
         _choice("diversity_metric", self.diversity_metric, ("l2", "cosine"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")

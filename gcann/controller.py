@@ -446,7 +446,6 @@ class GCANNController:
 
     def _learn_slope_threshold(self, t: int, slope: float, events: list[Event]) -> None:
         """Track stable regions (slope below threshold) and update the threshold."""
-        c = self.config
         if slope < self._slope_threshold:
             self._stable_len += 1
             self._stable_max = max(self._stable_max, slope)

@@ -8,7 +8,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.ndimage import distance_transform_edt
 
 from gcann.metrics import EvalContext, MetricError, compute_metrics
 from gcann.metrics.diversity import iou_distances

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gcann.train import ConfigError, Trainer, TrainingDiverged, TrainConfig
+from gcann.train import ConfigError, Trainer, TrainingDiverged
 from gcann.train.checkpoint import find_checkpoints, load_checkpoint, load_generator
 from gcann.train.control import ConstantControl, Plan
 from gcann.train.objective import GANObjective

@@ -10,7 +10,6 @@ convolutions, BatchNorm (``norm_d``) and LeakyReLU(0.2), and returns logits
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from .dcgan import dcgan_weights_init, norm_layer

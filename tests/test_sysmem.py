@@ -1,6 +1,6 @@
 """gcann.sysmem: after keep_freed_memory(), a large CPU tensor comes from malloc's heap, not from a fresh
 mmap (read off /proc/self/maps), so re-allocating it costs no page faults."""
-import sys
+import platform
 
 import pytest
 import torch
@@ -18,7 +18,7 @@ def _heap_ranges() -> list[tuple[int, int]]:
     return out
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
 def test_large_tensors_come_from_the_heap_once_freed_memory_is_kept():
     assert keep_freed_memory() and keep_freed_memory()   # idempotent
     x = torch.empty(64 * 400 * 400)                      # 41 MB: above glibc's largest mmap threshold (32 MB)

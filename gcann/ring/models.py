@@ -94,7 +94,8 @@ class MaskedAdam:
     updates. Seeds whose mask is False are left exactly as they were.
     """
 
-    def __init__(self, params: Params, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8) -> None:
+    def __init__(self, params: Params, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8,
+                 uniform_fused: bool = False) -> None:
         self.params = params
         self.beta1, self.beta2 = betas
         self.eps = eps
@@ -105,7 +106,7 @@ class MaskedAdam:
         #: one fused kernel per seed (the CPU), or multi-tensor kernels over all seeds at once (a GPU)
         self.per_seed_fused = params[0].device.type == "cpu"
         #: step_all_on_device as one fused kernel over every seed (they share a rate and a count there)
-        self.uniform_fused = False
+        self.uniform_fused = uniform_fused
 
     @torch.no_grad()
     def step(self, grads: Sequence[Tensor], lr: Tensor, mask: Tensor) -> None:
@@ -113,15 +114,11 @@ class MaskedAdam:
         self.steps += mask.long()
         if self.per_seed_fused:
             for k in mask.nonzero().flatten().tolist():
-                self._fused_seed(k, grads, float(lr[k]), int(self.steps[k]))
+                self._fused(slice(k, k + 1), grads, torch.tensor(float(self.steps[k])), float(lr[k]))
             return
-        t = self.steps.clamp_min(1).to(torch.float64)
-        bias1 = 1 - self.beta1 ** t
-        bias2_sqrt = (1 - self.beta2 ** t).sqrt()
-        step_size = (lr.to(torch.float64) / bias1)
+        bias2_sqrt, step_size = self._factors(self.steps.clamp_min(1), lr.to(torch.float64))
         every = bool(mask.all())
-        dtype, dev = self.params[0].dtype, self.params[0].device
-        bias2_sqrt, step_size = bias2_sqrt.to(dtype), step_size.to(dtype)
+        dev = self.params[0].device
         if dev.type == "cuda":  # pinned and non-blocking: no host synchronisation per step
             mask, bias2_sqrt, step_size = (x.pin_memory().to(dev, non_blocking=True)
                                            for x in (mask, bias2_sqrt, step_size))
@@ -134,17 +131,23 @@ class MaskedAdam:
         for p, g, m, v, b2, st, sh in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, bias2_v, step_v, shapes):
             _adam_update(p, g, m, v, b2, st, mask.view(sh), self.beta1, self.beta2, self.eps)
 
-    def _fused_seed(self, k: int, grads: Sequence[Tensor], lr: float, step: int) -> None:
-        """Seed ``k``'s update with ``torch.optim.Adam(fused=True)``'s kernel, on the seed's slices in place.
+    def _factors(self, t: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
+        """Adam's ``√(1 − β₂ᵗ)`` and ``lr / (1 − β₁ᵗ)`` per seed, computed in float64, in the parameters' dtype."""
+        t = t.to(torch.float64)
+        bias1 = 1 - self.beta1 ** t
+        bias2_sqrt = (1 - self.beta2 ** t).sqrt()
+        dtype = self.params[0].dtype
+        return bias2_sqrt.to(dtype), (lr / bias1).to(dtype)
+
+    def _fused(self, sl: slice, grads: Sequence[Tensor], step: Tensor, lr: float | Tensor) -> None:
+        """The seeds ``sl``, in place, with ``torch.optim.Adam(fused=True)``'s kernel at one count and rate.
 
         On the CPU every update goes through here, one seed at a time: one pass over each tensor
         instead of the nine of the multi-tensor form (measured on the 2-core machine: a seed of G in
         0.30 ms instead of 1.29 ms), and each seed's arithmetic is the same whatever the other seeds do
         (a masked-out seed is not touched at all)."""
-        sl = slice(k, k + 1)
-        t = torch.tensor(float(step))
         torch._fused_adam_([p[sl] for p in self.params], [g[sl] for g in grads], [m[sl] for m in self.exp_avg],
-                           [v[sl] for v in self.exp_avg_sq], [], [t] * len(self.params), lr=lr,
+                           [v[sl] for v in self.exp_avg_sq], [], [step] * len(self.params), lr=lr,
                            beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
                            maximize=False)
 
@@ -152,32 +155,25 @@ class MaskedAdam:
     def step_all_on_device(self, grads: Sequence[Tensor], lr: Tensor, steps: Tensor) -> None:
         """One update of every seed with no host work (so a CUDA graph can capture it): ``steps (S,)``
         int64 and ``lr (S,)`` float64 live on the parameters' device; ``steps`` is advanced here, and
-        the caller advances ``self.steps`` to match. On the CPU: :meth:`_fused_seed` for every seed; with
+        the caller advances ``self.steps`` to match. On the CPU: :meth:`_fused` for every seed; with
         ``uniform_fused``, one fused kernel for all (the rate and count of seed 0 for every seed)."""
         steps += 1
         if self.uniform_fused:
             # every seed at lr[0] and count steps[0], both read on the device (so a CUDA graph can capture it);
             # on the CPU this equals the per-seed fused updates bit for bit (tested)
-            torch._fused_adam_(self.params, list(grads), self.exp_avg, self.exp_avg_sq, [],
-                               [steps[0].to(torch.float32)] * len(self.params), lr=lr[0].to(torch.float64),
-                               beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
-                               maximize=False)
+            self._fused(slice(None), grads, steps[0].to(torch.float32), lr[0].to(torch.float64))
             return
         if self.per_seed_fused:
             for k, (rate, count) in enumerate(zip(lr.tolist(), steps.tolist())):
-                self._fused_seed(k, grads, rate, count)
+                self._fused(slice(k, k + 1), grads, torch.tensor(float(count)), rate)
             return
-        t = steps.to(torch.float64)
-        bias1 = 1 - self.beta1 ** t
-        bias2_sqrt = (1 - self.beta2 ** t).sqrt()
-        dtype = self.params[0].dtype
-        bias2_sqrt, step_size = bias2_sqrt.to(dtype), (lr / bias1).to(dtype)
+        bias2_sqrt, step_size = self._factors(steps, lr)
         shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
         self._update_all(grads, [bias2_sqrt.view(sh) for sh in shapes], [step_size.view(sh) for sh in shapes])
 
     def _update_all(self, grads: Sequence[Tensor], bias2_sqrt: list[Tensor], step_size: list[Tensor]) -> None:
         """Adam's arithmetic for every seed, in place, a few multi-tensor kernels for all layers (a GPU;
-        the CPU takes :meth:`_fused_seed`)."""
+        the CPU takes :meth:`_fused`)."""
         ps, ms, vs = self.params, self.exp_avg, self.exp_avg_sq
         torch._foreach_lerp_(ms, list(grads), 1 - self.beta1)
         torch._foreach_mul_(vs, self.beta2)

@@ -204,8 +204,7 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     for p in G + D:
         p.requires_grad_(True)
     ema = [p.detach().clone() for p in G]
-    opt_d, opt_g = MaskedAdam(D, betas), MaskedAdam(G, betas)
-    opt_d.uniform_fused = opt_g.uniform_fused = fused_adam
+    opt_d, opt_g = MaskedAdam(D, betas, uniform_fused=fused_adam), MaskedAdam(G, betas, uniform_fused=fused_adam)
     cfg = gcann_config or ring_gcann_config(steps_per_epoch, lr)
     controls = [GCANNControl(GCANNController(cfg)) if s.gcann else ConstantControl(lr, lr) for s in settings]
     gcann_rows = [k for k, s in enumerate(settings) if s.gcann]

@@ -59,9 +59,6 @@ def main() -> None:
     malloc_kept = keep_freed_memory() if dev.type == "cpu" else False   # as gcann ring study does on the CPU
     plain = RingSetting("alpha_ns", 1.0, 1.0)
 
-    def kw(k):
-        return dict(epochs=1, max_steps=k, n_train=128 * (WARM + steps + 1), curve_every=0, device=dev)
-
     def timed(m, k, seed0=0):
         """One call training seeds seed0 .. seed0 + m - 1 for k steps, as epochs of one batch each:
         (seconds for the call, seconds of each step from the epoch ends, the run)."""
@@ -93,7 +90,8 @@ def main() -> None:
     cfg = ring_gcann_config(steps_per_epoch=390, lr=1e-4)
     from dataclasses import replace
     cfg = replace(cfg, baseline_steps=0)
-    ctl = train_ring([gcann] * n, list(range(n)), gcann_config=cfg, **kw(steps))
+    ctl = train_ring([gcann] * n, list(range(n)), gcann_config=cfg, epochs=1, max_steps=steps,
+                     n_train=128 * (steps + 1), curve_every=0, device=dev)
 
     lines = [
         f"bench_ring: {n} seeds, seed 002's networks, batch 128, ns(1,1); each call {WARM} + {steps} steps",

@@ -10,7 +10,8 @@ with the GCANN controller: the time spent in the controller (observe + plan)
 as a share of the step; target <= 1 %.
 
 CUDA (when a GPU is present): images/s of the trainer with bf16 autocast,
-channels_last and torch.compile against the plain fp32 loop (target >= 2x);
+channels_last and torch.compile, and with bf16, channels_last and the step as a
+captured CUDA graph (``cuda_graph=on``), against the plain fp32 loop (target >= 2x);
 the cost of reading the losses every step (lag 1, a host synchronisation per
 step) against the non-blocking read one step later (lag 2); the voxel 3D
 DCGAN 64³ step time.
@@ -73,13 +74,16 @@ def plain_loop(data: torch.Tensor, steps: int, batch: int, device: torch.device,
     return time.perf_counter() - t0
 
 
-def trainer_time(data_set, steps: int, batch: int, device: torch.device, **over) -> tuple[float, Trainer]:
-    cfg = TrainConfig(dataset="bench", resolution=64, channels=3, batch_size=batch, max_steps=steps + 1,
+def trainer_time(data_set, steps: int, batch: int, device: torch.device, warm: int = 1,
+                 **over) -> tuple[float, Trainer]:
+    """Seconds for ``steps`` steps of ``Trainer.fit`` after ``warm`` warm-up steps (compilation, CUDA-graph
+    capture: the graph of a step is captured at its third occurrence)."""
+    cfg = TrainConfig(dataset="bench", resolution=64, channels=3, batch_size=batch, max_steps=steps + warm,
                       log_every=10 ** 6, sample_every=10 ** 6, ckpt_every=10 ** 6, device=str(device), **over)
     tr = Trainer(cfg, None, dataset=data_set, quiet=True)
-    tr.total_steps = 1
-    tr.fit()  # warm-up step (and compilation)
-    tr.total_steps = steps + 1
+    tr.total_steps = warm
+    tr.fit()  # warm-up steps (and compilation, capture)
+    tr.total_steps = steps + warm
     _sync(device)
     t0 = time.perf_counter()
     tr.fit()
@@ -161,18 +165,22 @@ def cuda_figures(gc, variants: bool = False) -> None:
     big.data = big.data.to(gpu)
     steps, batch = 200, 128
     p = plain_loop(big.data, steps, batch, gpu)
+    warm = 4   # every trainer variant: its first 4 steps untimed (compilation; a CUDA graph's capture at step 3)
     if variants:
         from torch import _dynamo as dynamo
 
         for prec in ("fp32", "bf16"):
             for cl in (False, True):
-                for comp in (False, "default", "reduce-overhead"):
+                for comp in (False, "default", "reduce-overhead", "graph"):
                     dynamo.reset()
                     dynamo.utils.counters.clear()
-                    kw = dict(compile=True, compile_mode=comp) if comp else dict(compile=False)
-                    label = f"  variant precision={prec} channels_last={cl} compile={comp}"
+                    kw = dict(compile=True, compile_mode=comp) if comp not in (False, "graph") else dict(compile=False)
+                    if comp == "graph":
+                        kw["cuda_graph"] = "on"
+                    label = (f"  variant precision={prec} channels_last={cl} "
+                             + ("cuda_graph=on" if comp == "graph" else f"compile={comp}"))
                     try:
-                        t, _ = trainer_time(big, steps, batch, gpu, precision=prec, channels_last=cl, **kw)
+                        t, _ = trainer_time(big, steps, batch, gpu, warm, precision=prec, channels_last=cl, **kw)
                     except Exception as e:  # a mode that fails on this torch/GPU is reported, not fatal
                         print(f"{label}: failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
                         continue
@@ -181,17 +189,32 @@ def cuda_figures(gc, variants: bool = False) -> None:
                           f"img/s (plain {steps * batch / p:.0f}); dynamo frames {sum(c['frames'].values())}, "
                           f"graph breaks {sum(c['graph_break'].values())}, recompiles "
                           f"{sum(v for k, v in c['stats'].items() if 'recompil' in k)}", flush=True)
-    same, _ = trainer_time(big, steps, batch, gpu, precision="fp32", channels_last=False, compile=False)
-    fast, _ = trainer_time(big, steps, batch, gpu, precision="bf16", channels_last=True, compile=True)
+    same, _ = trainer_time(big, steps, batch, gpu, warm, precision="fp32", channels_last=False, compile=False)
+    fast, _ = trainer_time(big, steps, batch, gpu, warm, precision="bf16", channels_last=True, compile=True)
     print(f"{name}: plain fp32 loop {steps * batch / p:.0f} img/s; Trainer fp32 (no compile) "
           f"{steps * batch / same:.0f} img/s, ratio {p / same:.2f}; Trainer bf16+channels_last+compile "
-          f"{steps * batch / fast:.0f} img/s; ratio {p / fast:.2f} (target >= 2)")
-    lag1, _ = trainer_time(big, steps, batch, gpu, precision="bf16", compile=True, controller="gcann",
+          f"{steps * batch / fast:.0f} img/s; ratio {p / fast:.2f} (target >= 2)", flush=True)
+    try:
+        graph, tr = trainer_time(big, steps, batch, gpu, warm, precision="bf16", channels_last=True, cuda_graph="on")
+        print(f"{name}: Trainer bf16+channels_last+cuda_graph {steps * batch / graph:.0f} img/s; ratio "
+              f"{p / graph:.2f} (target >= 2); {tr.graphs.replays} of {steps + warm} steps replayed, "
+              f"{len(tr.graphs.graphs)} graph(s)", flush=True)
+    except Exception as e:  # reported, not fatal: the other figures still come
+        print(f"{name}: Trainer bf16+channels_last+cuda_graph failed: {type(e).__name__}: "
+              f"{str(e).splitlines()[0][:200]}", flush=True)
+    lag1, _ = trainer_time(big, steps, batch, gpu, warm, precision="bf16", compile=True, controller="gcann",
                            gcann=gc, controller_lag=1)
-    lag2, _ = trainer_time(big, steps, batch, gpu, precision="bf16", compile=True, controller="gcann",
+    lag2, _ = trainer_time(big, steps, batch, gpu, warm, precision="bf16", compile=True, controller="gcann",
                            gcann=gc, controller_lag=2)
     print(f"{name}: GCANN step with losses read at once (lag 1) {lag1 / steps * 1e3:.2f} ms, one step late "
           f"(lag 2) {lag2 / steps * 1e3:.2f} ms: reading at once costs {100 * (lag1 - lag2) / lag2:.1f} %")
+    try:
+        g2, tr = trainer_time(big, steps, batch, gpu, warm, precision="bf16", cuda_graph="on", controller="gcann",
+                              gcann=gc, controller_lag=2)
+        print(f"{name}: GCANN step with cuda_graph (lag 2) {g2 / steps * 1e3:.2f} ms, {tr.graphs.replays} steps "
+              f"replayed", flush=True)
+    except Exception as e:
+        print(f"{name}: GCANN step with cuda_graph failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     vox = TensorSet(n=512, shape=(1, 64, 64, 64), kind="voxel")
     vox.data = vox.data.to(gpu)
     cfg = TrainConfig(dataset="bench", arch="voxel", resolution=64, channels=1, nz=200, batch_size=32,
@@ -205,7 +228,21 @@ def cuda_figures(gc, variants: bool = False) -> None:
     tr.total_steps = 21
     tr.fit()
     torch.cuda.synchronize()
-    print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16: {(time.perf_counter() - t0) / 20 * 1e3:.1f} ms per step")
+    print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16: {(time.perf_counter() - t0) / 20 * 1e3:.1f} ms per step",
+          flush=True)
+    try:
+        tr = Trainer(cfg.replace(cuda_graph="on", max_steps=24), None, dataset=vox, quiet=True)
+        tr.total_steps = 4
+        tr.fit()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        tr.total_steps = 24
+        tr.fit()
+        torch.cuda.synchronize()
+        print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16, cuda_graph: {(time.perf_counter() - t0) / 20 * 1e3:.1f} "
+              f"ms per step")
+    except Exception as e:
+        print(f"{name}: voxel 3D with cuda_graph failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
 
 
 if __name__ == "__main__":

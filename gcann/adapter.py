@@ -45,9 +45,15 @@ def plan(decision: Decision) -> StepPlan:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group of ``optimizer``."""
+    """Set the learning rate of every parameter group of ``optimizer``.
+
+    A rate held as a tensor (a capturable optimizer inside a CUDA graph reads it from the device) is
+    changed in place, so that a captured step sees the new value."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 class GCANNAdapter:

@@ -80,6 +80,7 @@ class TrainConfig:
     channels_last: bool = True            # channels-last memory format on CUDA
     compile: bool = False                 # torch.compile the networks
     compile_mode: str = "default"         # torch.compile mode (with compile): default, reduce-overhead, max-autotune
+    cuda_graph: str = "off"               # off | on (CUDA: each 1-D-1-G step replayed as a CUDA graph) | eager
     log_every: int = 10                   # metrics.jsonl / TensorBoard row every this many steps
     sample_every: int = 500               # sample grid / voxel render and loss curves every this many steps
     ckpt_every: int = 1000                # checkpoint every this many steps (and at the end)
@@ -143,6 +144,16 @@ class TrainConfig:
         if self.compile_mode != "default" and not self.compile:
             raise ConfigError(f"compile_mode={self.compile_mode!r} applies to compiled networks; "
                               "add compile=True (--compile)")
+        _choice("cuda_graph", self.cuda_graph, GRAPH_MODES)
+        if self.cuda_graph != "off":
+            if self.compile:
+                raise ConfigError("cuda_graph captures the eager networks' step; it does not combine with compile "
+                                  "(compile_mode=reduce-overhead is torch.compile's own CUDA graphs)")
+            drawn = [r for r in self.reg if r in ("gp", "gp0")] + (["noise"] if "noise" in self.reg and
+                                                                     self.noise_sigma > 0 else [])
+            if drawn:
+                raise ConfigError(f"cuda_graph: the regulariser(s) {', '.join(drawn)} draw random numbers inside "
+                                  "the step, which a captured graph would replay unchanged; use cuda_graph=off")
         _choice("diversity_metric", self.diversity_metric, ("l2", "cosine"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -189,6 +200,8 @@ def _names(v: Any, name: str) -> tuple[str, ...]:
     return tuple(s for s in v if s != "none")
 
 
+#: ``cuda_graph``: off, on (captured on CUDA, gcann.train.graphs), eager (the same step uncaptured, any device)
+GRAPH_MODES = ("off", "on", "eager")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

@@ -46,6 +46,7 @@ from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save
 from .config import ConfigError, TrainConfig
 from .control import ConstantControl, Control, GCANNControl, Plan
 from .distributed import Dist, all_mean, average_gradients, gather_batch, init_distributed, sync_batchnorm
+from .graphs import StepGraphs, set_capturable
 from .objective import GANObjective
 from .stream import BatchStream
 
@@ -182,6 +183,20 @@ class Trainer:
         self.D_fwd = torch.compile(self.D, mode=cfg.compile_mode) if cfg.compile else self.D
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        # CUDA graphs (gcann.train.graphs): static buffers for the captured step; on CUDA the optimisers are
+        # capturable (device-side rates and step counts) whenever graphs are asked for, eager ones included
+        self.graphs: StepGraphs | None = None
+        if cfg.cuda_graph != "off":
+            if cfg.cuda_graph == "on" and not cuda:
+                raise ConfigError("cuda_graph=on captures CUDA graphs and needs a CUDA device; "
+                                  "cuda_graph=eager runs the same step uncaptured on any device")
+            if self.dist.active:
+                raise ConfigError("cuda_graph runs in one process; data parallelism's all-reduces are not captured")
+            self.graphs = StepGraphs(cfg.cuda_graph == "on", self.device, (self.local_batch, *expected), fmt,
+                                     (self.local_batch, cfg.nz))
+        self.capturable = cuda and cfg.cuda_graph != "off"
+        for opt in (self.opt_d, self.opt_g):
+            set_capturable(opt, self.capturable, self.device)
 
         # objective, noise, controller
         self.objective = GANObjective(cfg)
@@ -275,7 +290,8 @@ class Trainer:
     def _autocast(self):
         if self.autocast_dtype is None:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        # no cast cache under CUDA graphs: cached casts would outlive the step they were captured in
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=self.graphs is None)
 
     def _draw(self, fn, shape: tuple[int, ...]) -> Tensor:
         """This process's rows of a draw over the global batch (``shape[0]`` is the local batch)."""
@@ -296,13 +312,45 @@ class Trainer:
         return self.stream.next().contiguous(memory_format=self.memory_format)
 
     def _train_step(self) -> None:
-        cfg, t = self.cfg, self.step
+        t = self.step
         plan = self.control.plan()
         set_lr(self.opt_d, plan.lr_d)
         set_lr(self.opt_g, plan.lr_g)
-        real = self._real()
+        key = self._graph_key(plan)
+        if key is None:
+            values = self._updates(plan, t, self._real(), self._randn((self.local_batch, self.cfg.nz)))
+        else:
+            # the step as a CUDA graph: the same draws as above, into the graph's buffers; the EMA after it
+            graphs, d0 = self.graphs, self.d_updates
+            graphs.load(self.stream.next(), self._randn((self.local_batch, self.cfg.nz)))
+            values = graphs.run(key, lambda: self._updates(plan, t, graphs.real, graphs.z, d0=d0, ema=False))
+            self.d_updates = d0 + 1
+            self._ema_update()
+        entry = _Pending(t, plan, values)
+        if self.device.type == "cuda":
+            host = torch.empty(3, pin_memory=True)
+            host.copy_(values, non_blocking=True)
+            entry.values, entry.event = host, torch.cuda.Event()
+            entry.event.record()
+        self.pending.append(entry)
+
+    def _graph_key(self, plan: Plan):
+        """The key of this step's CUDA graph (``gcann.train.graphs``), or None for a step that runs eagerly."""
+        if self.graphs is None or plan.d_steps != 1 or plan.g_steps != 1:
+            return None
+        lazy = bool(self.objective.lazy) and self.cfg.reg_every > 1 and self.d_updates % self.cfg.reg_every == 0
+        return plan.use_diversity, lazy
+
+    def _updates(self, plan: Plan, t: int, real: Tensor, z: Tensor, *, d0: int | None = None,
+                 ema: bool = True) -> Tensor:
+        """The updates of one step on the batch ``real`` and the codes ``z``; returns ``[loss_d, loss_g,
+        diversity or nan]`` of its first updates (on the device). Also what a CUDA graph captures: with
+        ``d0`` given it counts D's updates from there and leaves ``self.d_updates`` alone, and with
+        ``ema=False`` it leaves the EMA to the caller."""
+        cfg = self.cfg
+        d_count = self.d_updates if d0 is None else d0
         with self._autocast():
-            fake = self._fake()
+            fake = self.G_fwd(z)
 
         # ---- discriminator
         loss_d = None
@@ -315,14 +363,16 @@ class Trainer:
                     xf = self._fake()
             self.opt_d.zero_grad(set_to_none=True)
             with self._autocast():
-                total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, self.d_updates, self._rand, self._randn,
+                total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, d_count, self._rand, self._randn,
                                                     D_grad=self.D)
             total.backward()
             average_gradients(list(self.D.parameters()), self.dist.world)
             self.opt_d.step()
-            self.d_updates += 1
+            d_count += 1
             if k == 0:
                 loss_d = gan.detach()
+        if d0 is None:
+            self.d_updates = d_count
         if loss_d is None:
             with torch.no_grad(), self._autocast():
                 loss_d = self.objective.d_gan_loss(self.D_fwd, real, fake.detach(), t, self._randn)
@@ -350,7 +400,8 @@ class Trainer:
                 total_g.backward()
                 average_gradients(list(self.G.parameters()), self.dist.world)
                 self.opt_g.step()
-                self._ema_update()
+                if ema:
+                    self._ema_update()
                 if k == 0:
                     loss_g = gan_g.detach()
             if loss_g is None:
@@ -358,15 +409,7 @@ class Trainer:
                     loss_g = self.objective.g_loss(self.D_fwd, fake.detach(), t, self._randn)
         finally:
             self.D.requires_grad_(True)
-
-        values = all_mean(torch.stack([loss_d.float(), loss_g.float(), div.float()]), self.dist.world)
-        entry = _Pending(t, plan, values)
-        if self.device.type == "cuda":
-            host = torch.empty(3, pin_memory=True)
-            host.copy_(values, non_blocking=True)
-            entry.values, entry.event = host, torch.cuda.Event()
-            entry.event.record()
-        self.pending.append(entry)
+        return all_mean(torch.stack([loss_d.float(), loss_g.float(), div.float()]), self.dist.world)
 
     def _ema_update(self) -> None:
         if self.G_ema is None:
@@ -529,6 +572,8 @@ class Trainer:
             self.G_ema.load_state_dict(state["G_ema"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.opt_g.load_state_dict(state["opt_g"])
+        for opt in (self.opt_d, self.opt_g):   # the form this run needs, whatever the saving run had
+            set_capturable(opt, self.capturable, self.device)
         try:
             self.control.load_state_dict(state["control"])
         except (KeyError, ValueError) as e:

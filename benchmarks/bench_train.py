@@ -76,18 +76,23 @@ def plain_loop(data: torch.Tensor, steps: int, batch: int, device: torch.device,
 
 def trainer_time(data_set, steps: int, batch: int, device: torch.device, warm: int = 1,
                  **over) -> tuple[float, Trainer]:
+    """The DCGAN 64×64 trainer of the benchmark with the fields ``over``, timed by :func:`timed_fit`."""
+    cfg = TrainConfig(dataset="bench", resolution=64, channels=3, batch_size=batch,
+                      log_every=10 ** 6, sample_every=10 ** 6, ckpt_every=10 ** 6, device=str(device), **over)
+    return timed_fit(cfg, data_set, steps, warm)
+
+
+def timed_fit(cfg: TrainConfig, data_set, steps: int, warm: int) -> tuple[float, Trainer]:
     """Seconds for ``steps`` steps of ``Trainer.fit`` after ``warm`` warm-up steps (compilation, CUDA-graph
     capture: the graph of a step is captured at its third occurrence)."""
-    cfg = TrainConfig(dataset="bench", resolution=64, channels=3, batch_size=batch, max_steps=steps + warm,
-                      log_every=10 ** 6, sample_every=10 ** 6, ckpt_every=10 ** 6, device=str(device), **over)
-    tr = Trainer(cfg, None, dataset=data_set, quiet=True)
+    tr = Trainer(cfg.replace(max_steps=steps + warm), None, dataset=data_set, quiet=True)
     tr.total_steps = warm
     tr.fit()  # warm-up steps (and compilation, capture)
     tr.total_steps = steps + warm
-    _sync(device)
+    _sync(tr.device)
     t0 = time.perf_counter()
     tr.fit()
-    _sync(device)
+    _sync(tr.device)
     return time.perf_counter() - t0, tr
 
 
@@ -218,29 +223,13 @@ def cuda_figures(gc, variants: bool = False) -> None:
     vox = TensorSet(n=512, shape=(1, 64, 64, 64), kind="voxel")
     vox.data = vox.data.to(gpu)
     cfg = TrainConfig(dataset="bench", arch="voxel", resolution=64, channels=1, nz=200, batch_size=32,
-                      max_steps=21, log_every=10 ** 6, sample_every=10 ** 6, ckpt_every=10 ** 6, precision="bf16",
+                      log_every=10 ** 6, sample_every=10 ** 6, ckpt_every=10 ** 6, precision="bf16",
                       device="cuda")
-    tr = Trainer(cfg, None, dataset=vox, quiet=True)
-    tr.total_steps = 1
-    tr.fit()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    tr.total_steps = 21
-    tr.fit()
-    torch.cuda.synchronize()
-    print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16: {(time.perf_counter() - t0) / 20 * 1e3:.1f} ms per step",
-          flush=True)
+    t, _ = timed_fit(cfg, vox, 20, 1)
+    print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16: {t / 20 * 1e3:.1f} ms per step", flush=True)
     try:
-        tr = Trainer(cfg.replace(cuda_graph="on", max_steps=24), None, dataset=vox, quiet=True)
-        tr.total_steps = 4
-        tr.fit()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        tr.total_steps = 24
-        tr.fit()
-        torch.cuda.synchronize()
-        print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16, cuda_graph: {(time.perf_counter() - t0) / 20 * 1e3:.1f} "
-              f"ms per step")
+        t, _ = timed_fit(cfg.replace(cuda_graph="on"), vox, 20, 4)
+        print(f"{name}: voxel 3D DCGAN 64^3, batch 32, bf16, cuda_graph: {t / 20 * 1e3:.1f} ms per step")
     except Exception as e:
         print(f"{name}: voxel 3D with cuda_graph failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
 

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from gcann.train import ConfigError, Trainer, TrainingDiverged
 from gcann.train.checkpoint import find_checkpoints, load_checkpoint, load_generator
-from gcann.train.control import ConstantControl, Plan
+from gcann.train.control import Plan
 from gcann.train.objective import GANObjective
-from train_fixtures import TensorSet, fixture_for, tiny
+from train_fixtures import ScriptedControl, TensorSet, fixture_for, tiny
 
 
 def _states_equal(a: dict, b: dict) -> None:
@@ -138,22 +138,6 @@ def test_nan_loss_stops_with_message_and_good_checkpoint(tmp_path):
 
 
 # --------------------------------------------------------------------------- controller plans
-class ScriptedControl(ConstantControl):
-    """Plays a fixed list of plans, one per step, and records what it observed."""
-
-    def __init__(self, plans: list[Plan]) -> None:
-        super().__init__(1e-3, 1e-3)
-        self.plans, self.i, self.seen = plans, 0, []
-
-    def observe(self, loss_d, loss_g):
-        self.seen.append((loss_d, loss_g))
-        self.i += 1
-        return ()
-
-    def plan(self) -> Plan:
-        return self.plans[self.i]
-
-
 def test_trainer_honours_every_plan(tmp_path):
     plans = [Plan(1, 1, 1e-3, 1e-3, False), Plan(0, 3, 2e-3, 5e-4, True), Plan(4, 0, 3e-3, 1e-4, False),
              Plan(0, 1, 1e-3, 1e-3, False), Plan(1, 0, 1e-3, 1e-3, True), Plan(2, 2, 7e-4, 9e-4, False)]

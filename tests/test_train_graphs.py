@@ -15,32 +15,11 @@ import torch
 from gcann.adapter import set_lr
 from gcann.train import ConfigError, Trainer
 from gcann.train.checkpoint import load_checkpoint
-from gcann.train.control import ConstantControl, Plan
+from gcann.train.control import Plan
 from gcann.train.graphs import StepGraphs, set_capturable
-from train_fixtures import fixture_for, tiny
+from train_fixtures import ScriptedControl, fixture_for, tiny
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-class Plans(ConstantControl):
-    """Plays a fixed list of plans, one per step."""
-
-    def __init__(self, plans: list[Plan]) -> None:
-        super().__init__(1e-3, 1e-3)
-        self.plans, self.i = plans, 0
-
-    def observe(self, loss_d, loss_g):
-        self.i += 1
-        return ()
-
-    def plan(self) -> Plan:
-        return self.plans[min(self.i, len(self.plans) - 1)]
-
-    def state_dict(self):
-        return {"i": self.i}
-
-    def load_state_dict(self, state):
-        self.i = state["i"]
 
 
 # graph-eligible steps (1 D, 1 G update, with and without the diversity term, at changing rates) between
@@ -53,7 +32,7 @@ PLANS = [Plan(1, 1, 1e-3, 1e-3, False), Plan(1, 1, 2e-3, 5e-4, False), Plan(0, 2
 
 def _run(tmp: Path, mode: str, **over) -> tuple[Trainer, dict, list[dict]]:
     cfg = tiny(max_steps=len(PLANS), cuda_graph=mode, **over)
-    tr = Trainer(cfg, tmp / mode, dataset=fixture_for(cfg, n=16 * 30), control=Plans(PLANS), quiet=True)
+    tr = Trainer(cfg, tmp / mode, dataset=fixture_for(cfg, n=16 * 30), control=ScriptedControl(PLANS), quiet=True)
     tr.fit()
     rows = [json.loads(x) for x in (tmp / mode / "metrics.jsonl").read_text().splitlines()]
     for r in rows:
@@ -92,7 +71,7 @@ def test_graph_step_uncaptured_equals_the_plain_step(tmp_path, over):
 
 def test_graph_keys_follow_diversity_and_the_lazy_penalty(tmp_path):
     cfg = tiny(max_steps=len(PLANS), cuda_graph="eager", reg=("r1",), reg_every=2)
-    tr = Trainer(cfg, None, dataset=fixture_for(cfg, n=16 * 30), control=Plans(PLANS), quiet=True)
+    tr = Trainer(cfg, None, dataset=fixture_for(cfg, n=16 * 30), control=ScriptedControl(PLANS), quiet=True)
     keys = []
     real = tr._graph_key
 

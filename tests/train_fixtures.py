@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gcann.train import TrainConfig
+from gcann.train.control import ConstantControl, Plan
 
 
 class TensorSet(Dataset):
@@ -39,3 +40,19 @@ def tiny(**over) -> TrainConfig:
 def fixture_for(cfg: TrainConfig, n: int = 48, lazy: bool = False) -> TensorSet:
     shape = (cfg.channels, cfg.resolution, cfg.resolution) if cfg.kind == "image" else (1,) + (cfg.resolution,) * 3
     return TensorSet(n=n, shape=shape, kind=cfg.kind, lazy=lazy)
+
+
+class ScriptedControl(ConstantControl):
+    """Plays a fixed list of plans, one per step, and records what it observed."""
+
+    def __init__(self, plans: list[Plan]) -> None:
+        super().__init__(1e-3, 1e-3)
+        self.plans, self.i, self.seen = plans, 0, []
+
+    def observe(self, loss_d, loss_g):
+        self.seen.append((loss_d, loss_g))
+        self.i += 1
+        return ()
+
+    def plan(self) -> Plan:
+        return self.plans[self.i]

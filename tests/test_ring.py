@@ -205,6 +205,25 @@ def test_the_device_side_step_a_cuda_graph_captures_equals_the_masked_eager_step
         assert all(torch.equal(a, b) for a, b in zip(getattr(eager, name), getattr(fused, name))), name
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_captured_cuda_step_with_either_adam_equals_the_eager_cuda_step():
+    """On a GPU: the step replayed as a CUDA graph, with Adam as multi-tensor kernels or as one fused
+    kernel over every seed, against the eager masked step on the same device. Different kernels round
+    differently, so the weights agree to a tolerance (a wrong rate, count or mask would be off by far
+    more: one Adam step moves a weight by up to lr = 1e-4)."""
+    settings = [RingSetting("alpha_ns", 1.0, 1.0), RingSetting("lsgan", r1=1.0, ema=0.999)] * 2
+    kw = dict(epochs=2, n_train=128 * 4, curve_every=0, device="cuda")
+    eager = train_ring(settings, [0, 1, 2, 3], cuda_graph=False, **kw)
+    for fused in (False, True):
+        graph = train_ring(settings, [0, 1, 2, 3], cuda_graph=True, fused_adam=fused, **kw)
+        assert graph.steps == eager.steps == 8
+        for name in ("g_params", "d_params", "ema_params"):
+            worst = max(float((a - b).abs().max()) for a, b in zip(getattr(eager, name), getattr(graph, name)))
+            assert worst < 1e-5, (fused, name, worst)
+        assert torch.equal(graph.d_updates, eager.d_updates) and torch.equal(graph.g_updates, eager.g_updates)
+
+
 def test_batched_training_equals_an_nn_module_loop_with_torch_adam():
     """Independent truth: nn.Sequential networks, torch.optim.Adam and the non-saturating loss by hand."""
     seed, steps = 7, 4

@@ -19,7 +19,9 @@ from gcann.train.control import Plan
 from gcann.train.graphs import StepGraphs, set_capturable
 from train_fixtures import ScriptedControl, fixture_for, tiny
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def cuda(test):
+    """A CUDA-only test: marked ``cuda`` (``pytest -m cuda`` runs them on a GPU machine), skipped without one."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
 
 
 # graph-eligible steps (1 D, 1 G update, with and without the diversity term, at changing rates) between

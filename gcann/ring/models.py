@@ -160,8 +160,12 @@ class MaskedAdam:
         steps += 1
         if self.uniform_fused:
             # every seed at lr[0] and count steps[0], both read on the device (so a CUDA graph can capture it);
-            # on the CPU this equals the per-seed fused updates bit for bit (tested)
-            self._fused(slice(None), grads, steps[0].to(torch.float32), lr[0].to(torch.float64))
+            # on the CPU this equals the per-seed fused updates bit for bit (tested). The count goes in as
+            # float32 (the kernels read a float step); the rate as float64 on the CPU (read as a double
+            # there) and float32 elsewhere: CUDA's fused kernel reads a tensor rate as a float32 pointer
+            # and refuses another dtype, as torch.optim.Adam(fused=True) keeps it
+            rate = lr[0].to(torch.float64 if lr.device.type == "cpu" else torch.float32)
+            self._fused(slice(None), grads, steps[0].to(torch.float32), rate)
             return
         if self.per_seed_fused:
             for k, (rate, count) in enumerate(zip(lr.tolist(), steps.tolist())):

@@ -112,7 +112,10 @@ def test_two_epoch_study_end_to_end(tmp_path, capsys):
 
 @pytest.mark.parametrize("args,msg", [(["--seeds", "0"], "--seeds must be >= 1"),
                                       (["--settings", "sat(1,1)+foo"], "unknown setting"),
-                                      (["--epochs", "-1"], "--epochs must be >= 1")])
+                                      (["--epochs", "-1"], "--epochs must be >= 1"),
+                                      (["--device", "cpu", "--fused-adam", "--settings", "ns(1,1)"], "--fused-adam applies to the CUDA"),
+                                      (["--fused-adam", "--settings", "ns(1,1) lsgan+gcann"], "+gcann settings"),
+                                      (["--device", "cpu", "--tf32"], "--tf32 applies to CUDA")])
 def test_study_user_errors_are_one_line(tmp_path, capsys, args, msg):
     assert main(["ring", "study", *args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

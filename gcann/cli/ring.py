@@ -34,8 +34,11 @@ def ring():
               help="where the networks train: cpu, cuda, cuda:N, or auto (CUDA when present)")
 @click.option("--tf32", is_flag=True,
               help="CUDA: TF32 tensor cores for the matmuls (faster; products with a 10-bit mantissa)")
+@click.option("--fused-adam", is_flag=True,
+              help="CUDA, no +gcann setting: the replayed step's Adam as one fused kernel over every seed "
+                   "(one pass over each tensor instead of nine; not yet measured on a GPU)")
 def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
-          no_figures, device, tf32):
+          no_figures, device, tf32, fused_adam):
     """Train, evaluate and write DIR/results.json, DIR/results.md, DIR/run.json and figures."""
     from gcann.ring.study import CPU_DEFAULT, FULL_SIZE, default_settings, parse_settings, run_study
 
@@ -58,9 +61,15 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
         parsed = parse_settings(settings if settings is not None else default_settings())
     except ValueError as e:
         raise UserError(str(e)) from None
+    if fused_adam and any(s.gcann for s in parsed):
+        raise UserError("--fused-adam needs every seed at one rate and count (the replayed step); +gcann settings "
+                        "train eagerly with per-seed rates: drop them or the flag")
+    if fused_adam and not device.startswith("cuda"):
+        raise UserError("--fused-adam applies to the CUDA graph's Adam; this study runs on the CPU, where Adam is "
+                        "already torch's fused kernel, one seed at a time (use --device cuda)")
     run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
               curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed, figures=not no_figures,
-              device=device, tf32=tf32,
+              device=device, tf32=tf32, fused_adam=fused_adam,
               log=lambda m: click.echo(m, err=True))
 
 

@@ -86,6 +86,8 @@ def main() -> None:
         same &= all(torch.equal(a[k], b[0]) for a, b in zip(batched.g_params, alone.g_params))
         worst = max(worst, max(float((a[k] - b[0]).abs().max()) for a, b in zip(batched.g_params, alone.g_params)))
 
+    floor = matmul_floor(n, dev) if dev.type == "cpu" else None
+
     gcann = RingSetting("alpha_ns", 1.0, 1.0, gcann=True)
     cfg = ring_gcann_config(steps_per_epoch=390, lr=1e-4)
     from dataclasses import replace
@@ -110,6 +112,12 @@ def main() -> None:
         f"{ctl.d_updates.min().item()}..{ctl.d_updates.max().item()}",
         "times include the per-step Python of train_ring (plans, streams); the machine is shared, so timings vary",
     ]
+    if floor is not None:
+        flops, rate = floor
+        lines.insert(6, f"  matmul floor: {flops / 1e9:.3f} GFLOP of matmuls per seed-step at this machine's batched "
+                        f"rate ({rate / 1e9:.0f} GFLOP/s, G's 400-wide products) = {1e3 * flops / rate:.2f} ms per "
+                        f"seed-step; no batched form doing the same arithmetic beats the per-seed loop by more than "
+                        f"{step_l / n / (flops / rate):.2f}x here")
     if a.study_epochs:
         full_steps = 400 * 390
         ns = a.study_seeds
@@ -149,6 +157,29 @@ def main() -> None:
     if a.out:
         from gcann.fileio import atomic_write_text
         atomic_write_text(a.out, text)
+
+
+def matmul_floor(n: int, dev: torch.device, reps: int = 5) -> tuple[float, float]:
+    """(matmul FLOPs of one training step per seed, counted by torch's FlopCounterMode on a 2-seed step;
+    this machine's rate on the products of G's 400-wide layers at ``n`` seeds, batch 128: the forward
+    x·W, the input gradient δ·Wᵀ and the weight gradient xᵀ·δ, median of ``reps`` timings)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    plain = RingSetting("alpha_ns", 1.0, 1.0)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        train_ring([plain] * 2, [0, 1], epochs=1, n_train=128, curve_every=0, device=dev)
+    flops = counter.get_total_flops() / 2
+    x, w = torch.randn(n, 128, 400, device=dev), torch.randn(n, 400, 400, device=dev)
+    b = torch.randn(n, 1, 400, device=dev)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.baddbmm(b, x, w)                    # forward
+        torch.bmm(x, w.transpose(1, 2))           # input gradient
+        torch.bmm(x.transpose(1, 2), x)           # weight gradient
+        times.append(time.perf_counter() - t)
+    return flops, 3 * 2 * n * 128 * 400 * 400 / statistics.median(times)
 
 
 if __name__ == "__main__":

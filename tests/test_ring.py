@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,9 +10,10 @@ from torch import nn
 
 from gcann.controller import GCANNConfig, GCANNController
 from gcann.metrics.toy import ring_modes
-from gcann.ring import RingSetting, train_ring
+from gcann.ring import RingSetting, ring_gcann_config, train_ring
 from gcann.ring.data import SeedStreams, data_generator, noise_generator
 from gcann.ring.models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward
+from gcann.ring.train import StateError
 from gcann.train.control import GCANNControl
 
 SMALL = dict(n_train=512, curve_every=0)
@@ -301,3 +303,64 @@ def test_a_non_finite_loss_marks_the_row_diverged_and_leaves_the_others(monkeypa
     assert run.diverged.tolist() == [False, True]
     for a, b in zip(run.g_params, ok.g_params):
         assert torch.equal(a[0], b[0])
+
+
+# --------------------------------------------------------------------------- saving and resuming a run
+def _same_runs(a, b) -> None:
+    for name in ("g_params", "d_params", "ema_params"):
+        assert all(torch.equal(x, y) for x, y in zip(getattr(a, name), getattr(b, name))), name
+    assert all(torch.equal(x, y) for x, y in zip(a.loss_d + a.loss_g + a.lr_d + a.lr_g,
+                                                b.loss_d + b.loss_g + b.lr_d + b.lr_g))
+    assert a.curve_epochs == b.curve_epochs and a.events == b.events and a.steps == b.steps
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a.curve, b.curve) for k in x)
+    assert torch.equal(a.d_updates, b.d_updates) and torch.equal(a.g_updates, b.g_updates)
+    assert torch.equal(a.diverged, b.diverged)
+
+
+@pytest.mark.parametrize("path", ["masked", "device-step"])
+def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, path):
+    """Stopped after 2 of 6 epochs and resumed from its saved state: the same weights, Adam states, curves,
+    losses, learning rates, controller events and update counts as the run that never stopped. The masked
+    path has +gcann rows whose controllers decide (warm-up 0: pauses, skips and rate changes happen), the
+    device-step path is the step a CUDA graph replays (Adam's counts on the device)."""
+    if path == "masked":
+        settings = [RingSetting("alpha_ns", 1, 1), RingSetting("alpha_sat", 0.3, 1, gcann=True),
+                    RingSetting("lsgan", r1=1.0, ema=0.999), RingSetting("alpha_ns", 0.5, 1.2, gcann=True)]
+        extra = dict(gcann_config=replace(ring_gcann_config(4), baseline_steps=0))
+    else:
+        settings = [RingSetting("alpha_ns", 1, 1), RingSetting("lsgan", r1=1.0, ema=0.999)] * 2
+        extra = dict(cuda_graph="eager")
+    kw = dict(n_train=512, curve_every=1, curve_samples=64, **extra)
+    whole = train_ring(settings, [0, 1, 2, 3], epochs=6, **kw)
+    if path == "masked":
+        assert whole.events and len(set(whole.d_updates.tolist())) > 1   # the controllers did act
+    state = tmp_path / "state.pt"
+    first = train_ring(settings, [0, 1, 2, 3], epochs=2, state_file=state, save_every=1, **kw)
+    assert first.steps == 8 and state.is_file()
+    resumed = train_ring(settings, [0, 1, 2, 3], epochs=6, state_file=state, save_every=2, resume=True, **kw)
+    _same_runs(whole, resumed)
+    # the state now holds the finished run: resuming it again trains nothing and gives the same run
+    again = train_ring(settings, [0, 1, 2, 3], epochs=6, state_file=state, resume=True, **kw)
+    _same_runs(whole, again)
+
+
+def test_resuming_refuses_another_configuration_fewer_epochs_and_an_unreadable_state(tmp_path):
+    state = tmp_path / "state.pt"
+    settings = [RingSetting("alpha_ns", 1, 1), RingSetting("lsgan")]
+    train_ring(settings, [0, 1], epochs=2, state_file=state, save_every=2, **SMALL)
+    before = state.read_bytes()
+    with pytest.raises(StateError, match="another 'seeds'"):
+        train_ring(settings, [0, 2], epochs=3, state_file=state, resume=True, **SMALL)
+    with pytest.raises(StateError, match="another 'settings'"):
+        train_ring([RingSetting("alpha_ns", 1, 1), RingSetting("lsgan", r1=1.0)], [0, 1], epochs=3,
+                   state_file=state, resume=True, **SMALL)
+    with pytest.raises(StateError, match="another 'lr'"):
+        train_ring(settings, [0, 1], epochs=3, lr=2e-4, state_file=state, resume=True, **SMALL)
+    with pytest.raises(StateError, match="more than this run's 4"):
+        train_ring(settings, [0, 1], epochs=1, state_file=state, resume=True, **SMALL)
+    assert state.read_bytes() == before        # a refused resume leaves the state as it was
+    state.write_bytes(before[: len(before) // 2])
+    with pytest.raises(StateError, match="cannot read the ring state"):
+        train_ring(settings, [0, 1], epochs=3, state_file=state, resume=True, **SMALL)
+    with pytest.raises(ValueError, match="needs a state_file"):
+        train_ring(settings, [0, 1], epochs=1, save_every=1, **SMALL)

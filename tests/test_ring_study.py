@@ -110,12 +110,37 @@ def test_two_epoch_study_end_to_end(tmp_path, capsys):
     assert "reduced size" in capsys.readouterr().err
 
 
+def test_a_study_stopped_and_resumed_writes_the_uninterrupted_studys_results(tmp_path, capsys):
+    """``--checkpoint-every 1`` for one epoch, then ``--resume --epochs 2``: results.json, the curves and the
+    histories equal those of the 2-epoch study run at once (the CPU gives the same bits)."""
+    args = ["ring", "study", "--seeds", "2", "--n-train", "256", "--eval-samples", "500", "--curve-samples", "100",
+            "--settings", "ns(1,1) sat(0.3,1)+gcann", "--no-figures"]
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "whole")]) == 0
+    part = tmp_path / "part"
+    assert main([*args, "--epochs", "1", "--checkpoint-every", "1", "--out", str(part)]) == 0
+    assert (part / "state.pt").is_file()
+    assert main([*args, "--epochs", "2", "--resume", "--out", str(part)]) == 0
+    whole, resumed = (json.loads((d / "run.json").read_text()) for d in (tmp_path / "whole", part))
+    assert (part / "results.json").read_text() == (tmp_path / "whole" / "results.json").read_text()
+    for key in ("curves", "history", "events", "d_updates", "g_updates", "metrics", "rows"):
+        assert resumed[key] == whole[key], key
+    assert resumed["meta"]["resumed"] and not whole["meta"]["resumed"]
+    # other arguments than the saved run's: one line, exit 2, the state and the results left as they were
+    state, results = (part / "state.pt").read_bytes(), (part / "results.json").read_text()
+    assert main([*args[:3], "3", *args[4:], "--epochs", "3", "--resume", "--out", str(part)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("gcann: error: ") and "was saved by a run with another 'settings'" in err
+    assert (part / "state.pt").read_bytes() == state and (part / "results.json").read_text() == results
+
+
 @pytest.mark.parametrize("args,msg", [(["--seeds", "0"], "--seeds must be >= 1"),
                                       (["--settings", "sat(1,1)+foo"], "unknown setting"),
                                       (["--epochs", "-1"], "--epochs must be >= 1"),
                                       (["--device", "cpu", "--fused-adam", "--settings", "ns(1,1)"], "--fused-adam applies to the CUDA"),
                                       (["--fused-adam", "--settings", "ns(1,1) lsgan+gcann"], "+gcann settings"),
-                                      (["--device", "cpu", "--tf32"], "--tf32 applies to CUDA")])
+                                      (["--device", "cpu", "--tf32"], "--tf32 applies to CUDA"),
+                                      (["--resume"], "state.pt' does not exist"),
+                                      (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0")])
 def test_study_user_errors_are_one_line(tmp_path, capsys, args, msg):
     assert main(["ring", "study", *args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

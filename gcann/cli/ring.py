@@ -37,17 +37,24 @@ def ring():
 @click.option("--fused-adam", is_flag=True,
               help="CUDA, no +gcann setting: the replayed step's Adam as one fused kernel over every seed "
                    "(one pass over each tensor instead of nine; not yet measured on a GPU)")
+@click.option("--checkpoint-every", type=int, default=0, show_default=True, metavar="E",
+              help="save the whole run to DIR/state.pt every E epochs and at the end (0: never)")
+@click.option("--resume", is_flag=True,
+              help="go on from DIR/state.pt (written by --checkpoint-every) with the same arguments; --epochs "
+                   "may grow")
 def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
-          no_figures, device, tf32, fused_adam):
+          no_figures, device, tf32, fused_adam, checkpoint_every, resume):
     """Train, evaluate and write DIR/results.json, DIR/results.md, DIR/run.json and figures."""
     from gcann.ring.study import CPU_DEFAULT, FULL_SIZE, default_settings, parse_settings, run_study
+    from gcann.ring.train import StateError
 
     size = FULL_SIZE if full else CPU_DEFAULT
     seeds = size["seeds"] if seeds is None else seeds
     epochs = size["epochs"] if epochs is None else epochs
     for name, v, low in (("seeds", seeds, 1), ("epochs", epochs, 1), ("eval-samples", eval_samples, 1),
                          ("curve-every", curve_every, 0), ("curve-samples", curve_samples, 1),
-                         ("n-train", n_train, 128), ("first-seed", first_seed, 0)):
+                         ("n-train", n_train, 128), ("first-seed", first_seed, 0),
+                         ("checkpoint-every", checkpoint_every, 0)):
         if v < low:
             raise UserError(f"--{name} must be >= {low}, got {v}")
     if device.strip() == "auto":
@@ -55,6 +62,9 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = check_device(device)
     check_output(Path(out), "--out", folder=True)
+    if resume and not (Path(out) / "state.pt").is_file():
+        raise UserError(f"--resume: {str(Path(out) / 'state.pt')!r} does not exist; a study saves it with "
+                        f"--checkpoint-every E")
     if tf32 and not device.startswith("cuda"):
         raise UserError("--tf32 applies to CUDA matmuls; this study runs on the CPU (use --device cuda)")
     try:
@@ -67,10 +77,13 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
     if fused_adam and not device.startswith("cuda"):
         raise UserError("--fused-adam applies to the CUDA graph's Adam; this study runs on the CPU, where Adam is "
                         "already torch's fused kernel, one seed at a time (use --device cuda)")
-    run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
-              curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed, figures=not no_figures,
-              device=device, tf32=tf32, fused_adam=fused_adam,
-              log=lambda m: click.echo(m, err=True))
+    try:
+        run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
+                  curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed,
+                  figures=not no_figures, device=device, tf32=tf32, fused_adam=fused_adam,
+                  checkpoint_every=checkpoint_every, resume=resume, log=lambda m: click.echo(m, err=True))
+    except StateError as e:
+        raise UserError(str(e)) from None
 
 
 @ring.command("toy")

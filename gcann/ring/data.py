@@ -100,5 +100,23 @@ class SeedStreams:
             self.batch_pos[k] = 0
             self.epochs[k] += 1
 
+    _STATE = ("data", "order", "batch_pos", "epochs", "noise", "noise_pos")
+
+    def state_dict(self) -> dict:
+        """Everything the streams need to go on as if never stopped (tensors and generator states)."""
+        out = {k: getattr(self, k).clone() for k in self._STATE}
+        out["data_gens"] = [g.get_state() for g in self.data_gens]
+        out["noise_gens"] = [g.get_state() for g in self.noise_gens]
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATE:
+            if state[k].shape != getattr(self, k).shape:
+                raise ValueError(f"stream state {k!r} has shape {tuple(state[k].shape)}, this run "
+                                 f"{tuple(getattr(self, k).shape)}")
+            setattr(self, k, state[k].clone())
+        for g, st in zip(self.data_gens + self.noise_gens, state["data_gens"] + state["noise_gens"]):
+            g.set_state(st)
+
     def _all(self, mask: Tensor | None) -> Tensor:
         return torch.ones(self.n_seeds, dtype=torch.bool) if mask is None else mask

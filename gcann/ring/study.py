@@ -118,8 +118,13 @@ def markdown_table(results: Sequence[dict], header: str = "") -> str:
 def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: str | Path, *, dataset: str = "ring",
               n_train: int = N_TRAIN, eval_samples: int = TOY_EVAL_SAMPLES, curve_every: int = 1,
               curve_samples: int = 2_500, first_seed: int = 0, figures: bool = True, device: str = "cpu",
-              tf32: bool = False, fused_adam: bool = False, log: Callable[[str], None] = print) -> list[dict]:
+              tf32: bool = False, fused_adam: bool = False, checkpoint_every: int = 0, resume: bool = False,
+              log: Callable[[str], None] = print) -> list[dict]:
     """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures.
+
+    ``checkpoint_every = E`` saves the whole run to ``out/state.pt`` every E epochs and at the end;
+    ``resume`` goes on from that file (same rows and configuration; more epochs allowed), and on the CPU
+    gives the uninterrupted study's numbers bit for bit.
 
     On the CPU this calls :func:`gcann.sysmem.keep_freed_memory` first: a process-wide malloc setting
     (no page faults when the step's large tensors are allocated again; the process keeps its peak memory)."""
@@ -133,10 +138,12 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
     # a long run on the CPU: let malloc keep freed memory (gcann.sysmem: no page faults on re-allocation)
     malloc_kept = keep_freed_memory() if torch.device(device).type == "cpu" else False
     t0 = time.perf_counter()
+    if resume and (out / "state.pt").is_file():
+        log(f"  resuming from {out / 'state.pt'}")
     run = train_ring([s for s, _ in rows], [k for _, k in rows], epochs=epochs, dataset=dataset, n_train=n_train,
                      curve_every=curve_every, curve_samples=curve_samples, device=device, tf32=tf32,
-                     fused_adam=fused_adam,
-                     progress=lambda e, n: log(f"  epoch {e}/{n}  ({time.perf_counter() - t0:.0f} s)"))
+                     fused_adam=fused_adam, state_file=out / "state.pt", save_every=checkpoint_every,
+                     resume=resume, progress=lambda e, n: log(f"  epoch {e}/{n}  ({time.perf_counter() - t0:.0f} s)"))
     metrics = evaluate_run(run, dataset, eval_samples)
     results = summarise(run, metrics, settings)
     meta = {
@@ -147,6 +154,7 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
         "controller_share": run.time_control / run.time_total if run.time_total else 0.0,
         "ms_per_step": 1e3 * run.time_total / max(run.steps, 1),
         "device": _device_name(device), "torch": torch.__version__, "tf32": tf32, "fused_adam": fused_adam,
+        "resumed": bool(resume),
         "torch_threads": torch.get_num_threads(), "malloc_keeps_freed_memory": malloc_kept,
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -26,9 +26,11 @@ Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -37,6 +39,7 @@ from torch import Tensor
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
 from gcann.controller import GCANNConfig, GCANNController
 from gcann.diversity import diversity_term
+from gcann.fileio import atomic_write
 from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
 from gcann.presets import preset
 from gcann.train.control import ConstantControl, GCANNControl
@@ -44,8 +47,8 @@ from gcann.train.control import ConstantControl, GCANNControl
 from .data import BATCH_SIZE, N_TRAIN, SeedStreams, data_generator, dataset_modes, eval_generator, noise_generator
 from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
 
-__all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "ring_gcann_config", "train_ring",
-           "generate", "evaluate_run"]
+__all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "StateError", "ring_gcann_config",
+           "train_ring", "generate", "evaluate_run"]
 
 LR = 1e-4               # Adam learning rate of both networks, as the source
 BETAS = (0.9, 0.99)     # Adam betas, as the source
@@ -168,10 +171,16 @@ def train_ring(
     tf32: bool = False,                   # CUDA: TF32 tensor cores for the matmuls (products with a 10-bit mantissa)
     fused_adam: bool = False,             # the device-side step: Adam as one fused kernel over every seed (all
                                           # share a rate and a count there); off: multi-tensor kernels on a GPU
+    state_file: str | Path | None = None,  # where the run's state is saved (every save_every epochs, and at the end)
+    save_every: int = 0,                  # epochs between saves of the state (0: none)
+    resume: bool = False,                 # go on from state_file if it exists (the same rows and configuration)
 ) -> RingRun:
     """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
+    if save_every < 0 or (save_every and state_file is None) or (resume and state_file is None):
+        raise ValueError("saving or resuming a ring run needs a state_file, and save_every must be >= 0")
     args = (settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
-            curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam)
+            curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam,
+            None if state_file is None else Path(state_file), save_every, resume)
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
     try:
@@ -181,7 +190,8 @@ def train_ring(
 
 
 def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
-                curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam) -> RingRun:
+                curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam, state_file, save_every,
+                resume) -> RingRun:
     settings, seeds = list(settings), [int(s) for s in seeds]
     if len(settings) != len(seeds) or not seeds:
         raise ValueError("train_ring needs one setting per seed and at least one seed")
@@ -290,10 +300,22 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
         sum_g.add_(torch.where(finite, lg.double(), 0))
         diverged_dev.logical_or_(~finite)
 
+    # what a saved state must match to be resumed here (the number of epochs may grow)
+    identity = {"settings": [vars(s) for s in settings], "seeds": seeds, "dataset": dataset, "n_train": n_train,
+                "batch_size": batch_size, "lr": lr, "betas": list(betas), "gcann": vars(cfg),
+                "curve_every": curve_every, "curve_samples": curve_samples, "fused_adam": fused_adam}
+    parts = {"G": G, "D": D, "ema": ema, "adam_d": opt_d, "adam_g": opt_g, "stream": stream, "controls": controls}
+    start, elapsed = 0, 0.0
+    if resume and state_file.exists():
+        start, elapsed = _load_state(state_file, identity, parts, run, total_steps)
+        run.steps = start
+        diverged_dev.copy_(diverged.to(dev))
+        d_updates.copy_(run.d_updates)
+        g_updates.copy_(run.g_updates)
     if graphed.on:
         graphed.prepare(const_lr, opt_d, opt_g)
-    t_start = time.perf_counter()
-    for t in range(total_steps):
+    t_start = time.perf_counter() - elapsed
+    for t in range(start, total_steps):
         end_of_epoch = (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps
         if graphed.on:
             graphed.run(plain_step, stream.real(), stream.latent())
@@ -391,6 +413,11 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
                 run.curve_epochs.append(epoch)
                 x = generate(run.eval_params(), curve_z)
                 run.curve.append(toy_mode_metrics(x, modes, nonfinite="flag"))
+            # saved at the ends of whole epochs only (a run cut short by max_steps is not saved mid-epoch)
+            if (state_file is not None and save_every and (t + 1) % steps_per_epoch == 0
+                    and (epoch % save_every == 0 or t + 1 == total_steps)):
+                run.d_updates, run.g_updates = d_updates.clone(), g_updates.clone()
+                _save_state(state_file, identity, parts, run, t + 1, time.perf_counter() - t_start)
             if progress is not None:
                 progress(epoch, epochs)
     run.time_total = time.perf_counter() - t_start
@@ -440,6 +467,75 @@ class _GraphedStep:
                 step(self.x, self.z)
             self.graph.replay()       # capturing records the step; replaying runs it
         self.calls += 1
+
+
+class StateError(ValueError):
+    """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
+
+
+_STATE_VERSION = 1
+_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "d_updates", "g_updates", "events",
+               "time_control", "diverged")
+
+
+def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: int, elapsed: float) -> None:
+    """The whole state of a ring run after ``steps`` main steps, written atomically (CPU tensors)."""
+    def cpu(ts):
+        return [x.detach().cpu().clone() for x in ts]
+
+    state = {"version": _STATE_VERSION, "identity": identity, "steps": steps, "elapsed": elapsed,
+             "G": cpu(parts["G"]), "D": cpu(parts["D"]), "ema": cpu(parts["ema"]),
+             "stream": parts["stream"].state_dict(), "controls": [c.state_dict() for c in parts["controls"]],
+             "run": {k: getattr(run, k) for k in _RUN_FIELDS}}
+    for name in ("adam_d", "adam_g"):
+        opt = parts[name]
+        state[name] = {"exp_avg": cpu(opt.exp_avg), "exp_avg_sq": cpu(opt.exp_avg_sq), "steps": opt.steps.clone()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_steps: int) -> tuple[int, float]:
+    """Restore a state written by :func:`_save_state` into this run's objects; ``(steps done, seconds)``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise StateError(f"cannot read the ring state {path}: {type(e).__name__}: {str(e).splitlines()[0][:120]}; "
+                         f"delete it to start afresh") from None
+    if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+        raise StateError(f"{path} is not a ring state of this version; delete it to start afresh")
+    saved = state["identity"]
+    for key, value in identity.items():
+        if saved.get(key) != value:
+            raise StateError(f"{path} was saved by a run with another {key!r} ({_brief(saved.get(key))} here "
+                             f"{_brief(value)}); resume with the same arguments, or delete it to start afresh")
+    if state["steps"] > total_steps:
+        raise StateError(f"{path} holds {state['steps']} steps, more than this run's {total_steps}; "
+                         f"ask for at least as many epochs")
+    with torch.no_grad():
+        for name in ("G", "D", "ema"):
+            for p, q in zip(parts[name], state[name]):
+                p.copy_(q)
+        for name in ("adam_d", "adam_g"):
+            opt, st = parts[name], state[name]
+            for m, q in zip(opt.exp_avg, st["exp_avg"]):
+                m.copy_(q)
+            for v, q in zip(opt.exp_avg_sq, st["exp_avg_sq"]):
+                v.copy_(q)
+            opt.steps.copy_(st["steps"])
+    parts["stream"].load_state_dict(state["stream"])
+    for c, st in zip(parts["controls"], state["controls"]):
+        c.load_state_dict(st)
+    for k in _RUN_FIELDS:
+        value = state["run"][k]
+        if k == "diverged":
+            run.diverged.copy_(value)
+        else:
+            setattr(run, k, value)
+    return state["steps"], state["elapsed"]
+
+
+def _brief(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:

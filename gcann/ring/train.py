@@ -23,6 +23,10 @@ controller, ``docs/training.md``, with ``lag = 1``):
 
 Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
 ``PENALTIES["r1"]``; hyper-parameters are per row.
+
+With ``state_file`` and ``save_every`` the whole run is saved at the ends of
+epochs, and ``resume`` goes on from the saved state; on the CPU a resumed run
+equals the uninterrupted one bit for bit.
 """
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ from .data import dataset_modes, eval_generator  # noqa: E402
 from .models import DISCRIMINATOR, mlp_forward, select  # noqa: E402
 from .train import RingRun, generate  # noqa: E402
 
-__all__ = ["study_figures", "toy_optimal_logit", "toy_generator_objectives", "toy_objectives_figure", "TOY_PAIRS"]
+__all__ = ["study_figures", "controller_events_figure", "toy_optimal_logit", "toy_generator_objectives",
+           "toy_objectives_figure", "TOY_PAIRS"]
 
 TOY_PAIRS = ((1.0, 1.0), (0.2, 1.0), (0.2, 2.0))   # (α_D, α_G) of seed 002's toy figure
 TOY_REAL, TOY_FAKE, TOY_VAR = -3.0, -1.0, 0.5      # P_r = N(−3, 0.5), P_g = N(−1, 0.5), read as N(μ, σ²)
@@ -90,31 +91,39 @@ def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[di
     paths.append(out / "scatter.png")
     _scatter(run, names, dataset, paths[-1])
 
-    gc = [i for i, s in enumerate(run.settings) if s.gcann]
-    if gc:
-        fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), gridspec_kw={"height_ratios": [2, 1]})
-        seen = set()
-        for e in run.events:
-            colour, marker = EVENT_STYLE.get(e["event"], ("k", "."))
-            a1.scatter(e["step"], gc.index(e["row"]), c=colour, marker=marker, s=12,
-                       label=None if e["event"] in seen else e["event"])
-            seen.add(e["event"])
-        a1.set_yticks(range(len(gc)), [f"{run.settings[i].name} s{run.seeds[i]}" for i in gc], fontsize=6)
-        a1.set_xlabel("step")
-        a1.set_xlim(0, run.steps)
-        if seen:
-            a1.legend(fontsize=6, loc="upper left", ncol=4)
-        a1.set_title("controller events (+gcann rows)")
-        epochs = range(1, len(run.lr_d) + 1)
-        lr_d, lr_g = torch.stack(run.lr_d)[:, gc], torch.stack(run.lr_g)[:, gc]
-        a2.plot(epochs, lr_d.mean(1), label="lr_D (mean over +gcann rows)")
-        a2.plot(epochs, lr_g.mean(1), label="lr_G")
-        a2.set_yscale("log")
-        a2.set_xlabel("epoch")
-        a2.legend(fontsize=7)
+    if any(s.gcann for s in run.settings):
         paths.append(out / "controller_events.png")
-        _save(fig, paths[-1])
+        controller_events_figure(run.settings, run.seeds, run.events, run.lr_d, run.lr_g, run.steps, paths[-1])
     return paths
+
+
+def controller_events_figure(settings: Sequence, seeds: Sequence[int], events: Sequence[dict], lr_d: Sequence[Tensor],
+                             lr_g: Sequence[Tensor], steps: int, path: Path) -> None:
+    """Each +gcann row's controller events over the steps (one marker per event; a long study has tens of
+    thousands, drawn as one scatter per kind of event) and the mean learning rates per epoch."""
+    gc = [i for i, s in enumerate(settings) if s.gcann]
+    line = {row: j for j, row in enumerate(gc)}
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), gridspec_kw={"height_ratios": [2, 1]})
+    kinds = sorted({e["event"] for e in events})
+    for kind in kinds:
+        mine = [e for e in events if e["event"] == kind]
+        colour, marker = EVENT_STYLE.get(kind, ("k", "."))
+        a1.scatter([e["step"] for e in mine], [line[e["row"]] for e in mine], c=colour, marker=marker, s=12,
+                   label=f"{kind} ({len(mine)})")
+    a1.set_yticks(range(len(gc)), [f"{settings[i].name} s{seeds[i]}" for i in gc], fontsize=6)
+    a1.set_xlabel("step")
+    a1.set_xlim(0, steps)
+    if kinds:
+        a1.legend(fontsize=6, loc="upper left", ncol=4)
+    a1.set_title("controller events (+gcann rows)")
+    epochs = range(1, len(lr_d) + 1)
+    rates_d, rates_g = torch.stack(list(lr_d))[:, gc], torch.stack(list(lr_g))[:, gc]
+    a2.plot(epochs, rates_d.mean(1), label="lr_D (mean over +gcann rows)")
+    a2.plot(epochs, rates_g.mean(1), label="lr_G")
+    a2.set_yscale("log")
+    a2.set_xlabel("epoch")
+    a2.legend(fontsize=7)
+    _save(fig, path)
 
 
 def _scatter(run: RingRun, names: list[str], dataset: str, path: Path, n: int = 1000) -> None:

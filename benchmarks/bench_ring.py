@@ -128,8 +128,8 @@ def main() -> None:
                     (False, max(1, a.study_epochs // 5), False, False))
         for graph, epochs, tf32, fused in variants:
             kw = dict(curve_every=1, device=dev, cuda_graph=graph, tf32=tf32, fused_adam=fused)
-            name = (f"{'CUDA graph' if graph and dev.type == 'cuda' else 'eager'}, {'TF32' if tf32 else 'fp32'} matmuls"
-                    + (", Adam as one fused kernel" if fused else ""))
+            step = "CUDA graph" if graph and dev.type == "cuda" else "eager"
+            name = f"{step}, {'TF32' if tf32 else 'fp32'} matmuls" + (", Adam as one fused kernel" if fused else "")
             try:
                 train_ring([plain] * ns, list(range(ns)), epochs=1, max_steps=3, **kw)  # warm-up
                 sync()

@@ -308,14 +308,13 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     identity = {"settings": [vars(s) for s in settings], "seeds": seeds, "dataset": dataset, "n_train": n_train,
                 "batch_size": batch_size, "lr": lr, "betas": list(betas), "gcann": vars(cfg),
                 "curve_every": curve_every, "curve_samples": curve_samples, "fused_adam": fused_adam}
-    parts = {"G": G, "D": D, "ema": ema, "adam_d": opt_d, "adam_g": opt_g, "stream": stream, "controls": controls}
+    parts = {"G": G, "D": D, "ema": ema, "adam_d": opt_d, "adam_g": opt_g, "stream": stream, "controls": controls,
+             "counts": [diverged, d_updates, g_updates]}
     start, elapsed = 0, 0.0
     if resume and state_file.exists():
         start, elapsed = _load_state(state_file, identity, parts, run, total_steps)
         run.steps = start
         diverged_dev.copy_(diverged.to(dev))
-        d_updates.copy_(run.d_updates)
-        g_updates.copy_(run.g_updates)
     if graphed.on:
         graphed.prepare(const_lr, opt_d, opt_g)
     t_start = time.perf_counter() - elapsed
@@ -420,7 +419,6 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
             # saved at the ends of whole epochs only (a run cut short by max_steps is not saved mid-epoch)
             if (state_file is not None and save_every and (t + 1) % steps_per_epoch == 0
                     and (epoch % save_every == 0 or t + 1 == total_steps)):
-                run.d_updates, run.g_updates = d_updates.clone(), g_updates.clone()
                 _save_state(state_file, identity, parts, run, t + 1, time.perf_counter() - t_start)
             if progress is not None:
                 progress(epoch, epochs)
@@ -478,8 +476,8 @@ class StateError(ValueError):
 
 
 _STATE_VERSION = 1
-_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "d_updates", "g_updates", "events",
-               "time_control", "diverged")
+_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "events", "time_control")
+_TENSOR_PARTS = ("G", "D", "ema", "counts")   # lists of tensors, restored in place
 
 
 def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: int, elapsed: float) -> None:
@@ -488,7 +486,7 @@ def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: in
         return [x.detach().cpu().clone() for x in ts]
 
     state = {"version": _STATE_VERSION, "identity": identity, "steps": steps, "elapsed": elapsed,
-             "G": cpu(parts["G"]), "D": cpu(parts["D"]), "ema": cpu(parts["ema"]),
+             **{name: cpu(parts[name]) for name in _TENSOR_PARTS},
              "stream": parts["stream"].state_dict(), "controls": [c.state_dict() for c in parts["controls"]],
              "run": {k: getattr(run, k) for k in _RUN_FIELDS}}
     for name in ("adam_d", "adam_g"):
@@ -515,25 +513,18 @@ def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_ste
         raise StateError(f"{path} holds {state['steps']} steps, more than this run's {total_steps}; "
                          f"ask for at least as many epochs")
     with torch.no_grad():
-        for name in ("G", "D", "ema"):
-            for p, q in zip(parts[name], state[name]):
-                p.copy_(q)
+        pairs = [(parts[name], state[name]) for name in _TENSOR_PARTS]
         for name in ("adam_d", "adam_g"):
             opt, st = parts[name], state[name]
-            for m, q in zip(opt.exp_avg, st["exp_avg"]):
-                m.copy_(q)
-            for v, q in zip(opt.exp_avg_sq, st["exp_avg_sq"]):
-                v.copy_(q)
-            opt.steps.copy_(st["steps"])
+            pairs += [(opt.exp_avg, st["exp_avg"]), (opt.exp_avg_sq, st["exp_avg_sq"]), ([opt.steps], [st["steps"]])]
+        for mine, saved_ones in pairs:
+            for p, q in zip(mine, saved_ones):
+                p.copy_(q)
     parts["stream"].load_state_dict(state["stream"])
     for c, st in zip(parts["controls"], state["controls"]):
         c.load_state_dict(st)
     for k in _RUN_FIELDS:
-        value = state["run"][k]
-        if k == "diverged":
-            run.diverged.copy_(value)
-        else:
-            setattr(run, k, value)
+        setattr(run, k, state["run"][k])
     return state["steps"], state["elapsed"]
 
 

@@ -87,6 +87,55 @@ def _alpha_loss_fake(t: Tensor, alpha) -> Tensor:
     return _alpha_loss_real(-t, alpha)
 
 
+def _alpha_loss_clamped(t: Tensor, alpha, label: int, eps: float) -> Tensor:
+    """α-loss ℓ_α(label, σ(t)) computed as the (α_D, α_G)-GAN authors' code computes it (``gan.py``'s
+    ``AlphaLoss`` in SankarLab/AlphaGan-Papers-Results): ``p = σ(t)`` first, in the working precision;
+    for α ≠ 1, ``p`` clamped to ``[eps, 1 − eps]`` and ``A(1 − p^{1/A})`` (label 1) or
+    ``A(1 − (1 − p)^{1/A})`` (label 0), ``A = α/(α−1)``; for α = 1, PyTorch's binary cross-entropy on
+    ``p``, whose log is clamped at −100. Values and gradients are those of that code: past |t| ≈ 16
+    (float32) a clamped sample gives no gradient, and in float32 ``σ(17)`` rounds to 1, so a fake at
+    logit 17 costs 100 at α = 1."""
+    p = torch.sigmoid(t)
+    if not isinstance(alpha, Tensor):   # one α: the code's very operations, with Python floats A and 1/A
+        alpha = float(alpha)
+        if abs(alpha - 1.0) < 1e-6:
+            return F.binary_cross_entropy(p, torch.full_like(p, float(label)), reduction="none")
+        big_a = alpha / (alpha - 1.0)
+        q = torch.clamp(p, eps, 1.0 - eps)
+        return big_a * (1.0 - q ** (1.0 / big_a)) if label == 1 else big_a + (-big_a) * (1.0 - q) ** (1.0 / big_a)
+    # one α per row: A and 1/A in double precision from α, then rounded to t's precision
+    alpha = alpha.to(dtype=torch.float64, device=t.device)
+    near_one = (alpha - 1.0).abs() < 1e-6
+    big_a = torch.where(near_one, torch.ones_like(alpha), alpha / (alpha - 1.0))   # A; any value at α = 1
+    inv_a, big_a = (1.0 / big_a).to(t.dtype), big_a.to(t.dtype)
+    q = torch.clamp(p, eps, 1.0 - eps)
+    # label 1: A·(1 − q^{1/A}); label 0: A + (−A)·(1 − q)^{1/A} (the code's real and fake terms, summed)
+    general = big_a * (1.0 - q ** inv_a) if label == 1 else big_a + (-big_a) * (1.0 - q) ** inv_a
+    bce = F.binary_cross_entropy(p, torch.full_like(p, float(label)), reduction="none")
+    return torch.where(near_one, bce, general)
+
+
+def _clamp_of(ctx: "Context") -> float:
+    """The α-losses' optional ``clamp`` hyper-parameter: 0 (exact, the default) or the clamp of σ."""
+    c = ctx.hp.get("clamp", 0.0)
+    c = float(c) if not isinstance(c, Tensor) or c.numel() == 1 else c
+    if not isinstance(c, float) or not (0.0 <= c < 0.5):
+        raise ObjectiveError(f"clamp must be one number in [0, 0.5), got {c!r}")
+    return c
+
+
+def _alpha_real(t: Tensor, ctx: "Context", name: str) -> Tensor:
+    """ℓ_α(1, σ(t)) with α = ``hp[name]``: exact, or the source's clamped form when ``hp["clamp"] > 0``."""
+    eps = _clamp_of(ctx)
+    return _alpha_loss_real(t, _hp(ctx, name)) if eps == 0 else _alpha_loss_clamped(t, _hp(ctx, name), 1, eps)
+
+
+def _alpha_fake(t: Tensor, ctx: "Context", name: str) -> Tensor:
+    """ℓ_α(0, σ(t)) with α = ``hp[name]``: exact, or the source's clamped form when ``hp["clamp"] > 0``."""
+    eps = _clamp_of(ctx)
+    return _alpha_loss_fake(t, _hp(ctx, name)) if eps == 0 else _alpha_loss_clamped(t, _hp(ctx, name), 0, eps)
+
+
 GAN_LOSSES: dict[str, GANLoss] = {
     # Goodfellow et al. (2014), zero-sum ("saturating") form: G maximises D's loss on fakes.
     "gan": GANLoss(
@@ -109,18 +158,19 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g=lambda f, ctx: 0.5 * (f - _hp(ctx, "c")) ** 2,
         params=("a", "b", "c"),
     ),
-    # (α_D, α_G)-GAN (Welfert et al.), saturating: G maximises ℓ_{α_G}(0, D(G(z))).
+    # (α_D, α_G)-GAN (Welfert et al.), saturating: G maximises ℓ_{α_G}(0, D(G(z))). Optional hp "clamp":
+    # 0 (default) exact; > 0 the authors' code's clamped σ and BCE (see _alpha_loss_clamped).
     "alpha_sat": GANLoss(
         "alpha_sat",
-        d=lambda r, f, ctx: _alpha_loss_real(r, _hp(ctx, "alpha_d")) + _alpha_loss_fake(f, _hp(ctx, "alpha_d")),
-        g=lambda f, ctx: -_alpha_loss_fake(f, _hp(ctx, "alpha_g")),
+        d=lambda r, f, ctx: _alpha_real(r, ctx, "alpha_d") + _alpha_fake(f, ctx, "alpha_d"),
+        g=lambda f, ctx: -_alpha_fake(f, ctx, "alpha_g"),
         params=("alpha_d", "alpha_g"),
     ),
-    # (α_D, α_G)-GAN, non-saturating: G minimises ℓ_{α_G}(1, D(G(z))).
+    # (α_D, α_G)-GAN, non-saturating: G minimises ℓ_{α_G}(1, D(G(z))). Optional hp "clamp" as above.
     "alpha_ns": GANLoss(
         "alpha_ns",
-        d=lambda r, f, ctx: _alpha_loss_real(r, _hp(ctx, "alpha_d")) + _alpha_loss_fake(f, _hp(ctx, "alpha_d")),
-        g=lambda f, ctx: _alpha_loss_real(f, _hp(ctx, "alpha_g")),
+        d=lambda r, f, ctx: _alpha_real(r, ctx, "alpha_d") + _alpha_fake(f, ctx, "alpha_d"),
+        g=lambda f, ctx: _alpha_real(f, ctx, "alpha_g"),
         params=("alpha_d", "alpha_g"),
     ),
     # Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D minimises relu(1 − D(x_r)) + relu(1 + D(x_f)),

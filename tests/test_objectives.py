@@ -1,5 +1,6 @@
 """The objectives are written once for any discriminator: checked on an image-shaped batch
 against torch's own losses and a hand-rolled autograd penalty."""
+import math
 import re
 
 import pytest
@@ -150,3 +151,98 @@ def test_unknown_names_and_missing_hyper_parameters_are_objective_errors(batch):
     scalar = dy.custom_objective(lambda th, ps, hp: (th * ps).sum(), lambda th, ps, hp: -(th * ps).sum(-1))
     with pytest.raises(ObjectiveError, match=r"loss_d must have shape \(3,\)"):
         dy.DiracGAN(scalar).field(torch.ones(3, 2, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- #
+# The (α_D, α_G)-losses' clamp: against a transcription of the authors' code
+# --------------------------------------------------------------------------- #
+class SourceAlphaLoss(torch.nn.Module):
+    """Transcribed from SankarLab/AlphaGan-Papers-Results, ``gan.py`` (``AlphaLoss``), with the mean over the
+    batch left out (``reduction``-free) so each sample's value and gradient can be compared."""
+
+    def __init__(self, alpha, ep=1e-7):
+        super().__init__()
+        self.alpha, self.ep = alpha, ep
+        self.sigmoid, self.bce = torch.nn.Sigmoid(), torch.nn.BCELoss(reduction="none")
+
+    def forward(self, logits, labels):
+        if self.alpha == 1:
+            return self.bce(self.sigmoid(logits), labels)
+        output = torch.clamp(self.sigmoid(logits), min=self.ep, max=1 - self.ep)
+        A = self.alpha / (self.alpha - 1)
+        real_term = A * (1 - labels * (output ** (1 / A)))
+        fake_term = -A * ((1 - labels) * (1 - output) ** (1 / A))
+        return real_term + fake_term
+
+
+def _source_losses(alpha_d, alpha_g, r, f, saturating):
+    """The source's D loss (reals labelled 1, fakes 0) and G loss (``flip``: non-saturating)."""
+    crit_d, crit_g = SourceAlphaLoss(alpha_d), SourceAlphaLoss(alpha_g)
+    ld = crit_d(r, torch.ones_like(r)) + crit_d(f, torch.zeros_like(f))
+    lg = -crit_g(f, torch.zeros_like(f)) if saturating else crit_g(f, torch.ones_like(f))
+    return ld, lg
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("loss", ["alpha_sat", "alpha_ns"])
+@pytest.mark.parametrize("alpha_d,alpha_g", [(1.0, 1.0), (0.3, 1.0), (0.2, 1.0), (0.5, 1.2), (3.0, 0.6)])
+@pytest.mark.parametrize("per_row", [False, True])
+def test_the_clamped_alpha_loss_is_the_sources_in_value_and_gradient(dtype, loss, alpha_d, alpha_g, per_row):
+    t = torch.linspace(-120, 120, 4801, dtype=dtype)          # steps of 0.05 through both clamps
+    n = t.numel()
+    # one α (Python numbers: the source's own operations) or one α per row (float64 tensors, as the ring passes)
+    alphas = {"alpha_d": torch.full((n,), alpha_d, dtype=torch.float64), "alpha_g":
+              torch.full((n,), alpha_g, dtype=torch.float64)} if per_row else {"alpha_d": alpha_d, "alpha_g": alpha_g}
+    # per row, A and 1/A are rounded to t's precision before the power (the source keeps them in double)
+    tol = dict(rtol=2e-6, atol=0) if per_row and dtype == torch.float32 else dict(rtol=1e-12, atol=0)
+    spec = dy.objectives.GAN_LOSSES[loss]
+    r, f = t.clone().requires_grad_(True), t.flip(0).clone().requires_grad_(True)
+    r2, f2 = t.clone().requires_grad_(True), t.flip(0).clone().requires_grad_(True)
+    ctx = dy.objectives.Context(r, f, {**alphas, "clamp": 1e-7})
+    ld, lg = spec.d(r, f, ctx), spec.g(f, ctx)
+    sd, sg = _source_losses(alpha_d, alpha_g, r2, f2, loss == "alpha_sat")
+    torch.testing.assert_close(ld, sd, **tol)
+    torch.testing.assert_close(lg, sg, **tol)
+    # D's gradient in its real and its fake logit, G's in the fake logit: each against the source's
+    for mine, src in ((ld, sd), (lg, sg)):
+        for x, x2 in ((r, r2), (f, f2)):
+            if mine is lg and x is r:
+                continue
+            (gm,), (gs,) = torch.autograd.grad(mine.sum(), x, retain_graph=True), \
+                torch.autograd.grad(src.sum(), x2, retain_graph=True)
+            torch.testing.assert_close(gm, gs, **tol)
+            assert torch.isfinite(gm).all()
+
+
+def test_the_clamp_changes_what_the_exact_loss_says_at_extreme_logits():
+    hp = {"alpha_d": 1.0, "alpha_g": 1.0}
+    f = torch.tensor([17.0], requires_grad=True)               # a fake D calls real at logit 17
+    exact = dy.objectives.GAN_LOSSES["alpha_sat"].d(torch.zeros(1), f, dy.objectives.Context(f, f, hp))
+    clamped = dy.objectives.GAN_LOSSES["alpha_sat"].d(torch.zeros(1), f,
+                                                      dy.objectives.Context(f, f, {**hp, "clamp": 1e-7}))
+    # exact: log 2 + softplus(17) ≈ 17.69; the source's, in float32: σ(17) rounds to 1, log(0) clamps at −100
+    assert abs(float(exact.detach()) - (math.log(2) + 17.0)) < 1e-3
+    assert float(clamped.detach()) == pytest.approx(math.log(2) + 100.0, rel=1e-6)
+    # α ≠ 1: past the clamp of σ a sample gives G no gradient; the exact loss still does
+    g = torch.tensor([-30.0], requires_grad=True)
+    for clamp, has_grad in ((0.0, True), (1e-7, False)):
+        lg = dy.objectives.GAN_LOSSES["alpha_ns"].g(g, dy.objectives.Context(g, g, {"alpha_d": 0.3, "alpha_g": 0.3,
+                                                                                   "clamp": clamp}))
+        (grad,) = torch.autograd.grad(lg.sum(), g)
+        assert (float(grad) != 0.0) == has_grad
+
+
+def test_logit_losses_honours_the_clamp_and_refuses_a_bad_one(batch):
+    D, xr, xf = batch
+    D = torch.nn.Sequential(D, torch.nn.Identity())
+    scale = lambda x: 1000.0 * D(x)   # noqa: E731 -- logits far past the clamp
+    hp = {"alpha_d": 0.3, "alpha_g": 1.0}
+    ld, lg = dy.logit_losses("alpha_ns", (), scale, xr, xf, {**hp, "clamp": 1e-7})
+    sd, sg = _source_losses(0.3, 1.0, scale(xr), scale(xf), saturating=False)
+    torch.testing.assert_close(ld, sd)
+    torch.testing.assert_close(lg, sg)
+    ld0, _ = dy.logit_losses("alpha_ns", (), scale, xr, xf, hp)
+    assert not torch.allclose(ld0, ld)                           # the default stays exact
+    for bad in (-1e-3, 0.5, torch.tensor([1e-7, 1e-6])):
+        with pytest.raises(ObjectiveError, match="clamp"):
+            dy.logit_losses("alpha_ns", (), scale, xr, xf, {**hp, "clamp": bad})

@@ -293,6 +293,28 @@ def test_hinge_and_wgan_gp_c0_and_l2():
     assert torch.allclose(total - gan, (0.5 * 2.0 + 0.5 * 0.1) * w.pow(2).sum(), rtol=1e-5)
 
 
+def test_the_alpha_clamp_gives_the_authors_codes_losses_and_stays_off_by_default():
+    torch.manual_seed(2)
+    w = 30.0 * torch.randn(12)                          # logits far past σ's clamp
+    real, fake = torch.randn(8, 1, 3, 4), torch.randn(8, 1, 3, 4)
+    zeros = lambda s: torch.zeros(s)  # noqa: E731
+    dr, df = real.flatten(1) @ w, fake.flatten(1) @ w
+
+    def source_alpha(t, label, alpha, ep=1e-7):   # the authors' AlphaLoss (gan.py), with its batch mean
+        out = torch.clamp(torch.sigmoid(t), ep, 1 - ep)
+        a = alpha / (alpha - 1)
+        return torch.mean(a * (1 - label * out ** (1 / a)) - a * ((1 - label) * (1 - out) ** (1 / a)))
+    obj = GANObjective(tiny(loss="alpha_ns", alpha_d=0.3, alpha_g=0.5, alpha_clamp=1e-7))
+    _, gan = obj.d_loss(_linear_D(w), real, fake, 0, 0, torch.rand, zeros)
+    torch.testing.assert_close(gan, source_alpha(dr, 1, 0.3) + source_alpha(df, 0, 0.3))
+    torch.testing.assert_close(obj.g_loss(_linear_D(w), fake, 0, zeros), source_alpha(df, 1, 0.5))
+    exact = GANObjective(tiny(loss="alpha_ns", alpha_d=0.3, alpha_g=0.5))
+    assert exact.loss_hp["clamp"] == 0.0
+    assert not torch.allclose(exact.d_loss(_linear_D(w), real, fake, 0, 0, torch.rand, zeros)[1], gan)
+    with pytest.raises(ConfigError, match="alpha_clamp"):
+        tiny(loss="alpha_ns", alpha_clamp=0.5)
+
+
 def test_instance_noise_schedule():
     obj = GANObjective(tiny(reg=("noise",), noise_sigma=0.4, noise_anneal_steps=100))
     assert [obj.sigma(s) for s in (0, 50, 100, 200)] == pytest.approx([0.4, 0.2, 0.0, 0.0])

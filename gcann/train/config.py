@@ -45,6 +45,7 @@ class TrainConfig:
     loss: str = "nsgan"                   # gan | nsgan | wgan | lsgan | alpha_sat | alpha_ns | hinge
     alpha_d: float = 1.0                  # (α_D, α_G)-losses: the discriminator's α
     alpha_g: float = 1.0                  # (α_D, α_G)-losses: the generator's α
+    alpha_clamp: float = 0.0              # (α_D, α_G)-losses: 0 exact; 1e-7 the authors' code (σ clamped, BCE log >= -100)
     lsgan_a: float = 0.0                  # LSGAN: target of fakes for D
     lsgan_b: float = 1.0                  # LSGAN: target of reals for D
     lsgan_c: float = 1.0                  # LSGAN: target of fakes for G
@@ -166,8 +167,11 @@ class TrainConfig:
             _int_at_least("max_steps", self.max_steps, 1)
         for name in ("lr_d", "lr_g", "alpha_d", "alpha_g"):
             _real(name, getattr(self, name), lo=0.0, strict=True)
-        for name in ("gamma", "gp_center", "l2", "noise_sigma"):
+        for name in ("gamma", "gp_center", "l2", "noise_sigma", "alpha_clamp"):
             _real(name, getattr(self, name), lo=0.0)
+        if self.alpha_clamp >= 0.5:
+            raise ConfigError(f"alpha_clamp must be in [0, 0.5) (0: exact; the authors' code: 1e-7), "
+                              f"got {self.alpha_clamp!r}")
         for name in ("lsgan_a", "lsgan_b", "lsgan_c"):
             _real(name, getattr(self, name))
         for name in ("beta1", "beta2"):

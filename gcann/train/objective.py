@@ -43,7 +43,7 @@ class GANObjective:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.spec = GAN_LOSSES[cfg.loss]
-        self.loss_hp = {"alpha_d": cfg.alpha_d, "alpha_g": cfg.alpha_g,
+        self.loss_hp = {"alpha_d": cfg.alpha_d, "alpha_g": cfg.alpha_g, "clamp": cfg.alpha_clamp,
                         "a": cfg.lsgan_a, "b": cfg.lsgan_b, "c": cfg.lsgan_c}
         self.penalties = cfg.penalties
         self.pen_hp = {"gamma": cfg.gamma, "c": 0.0 if "gp0" in cfg.reg else cfg.gp_center}

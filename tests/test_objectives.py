@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import dynamics as dy
+from alpha_gan_source import SourceAlphaLoss
 from dynamics.objectives import ObjectiveError
 
 
@@ -156,25 +157,6 @@ def test_unknown_names_and_missing_hyper_parameters_are_objective_errors(batch):
 # --------------------------------------------------------------------------- #
 # The (α_D, α_G)-losses' clamp: against a transcription of the authors' code
 # --------------------------------------------------------------------------- #
-class SourceAlphaLoss(torch.nn.Module):
-    """Transcribed from SankarLab/AlphaGan-Papers-Results, ``gan.py`` (``AlphaLoss``), with the mean over the
-    batch left out (``reduction``-free) so each sample's value and gradient can be compared."""
-
-    def __init__(self, alpha, ep=1e-7):
-        super().__init__()
-        self.alpha, self.ep = alpha, ep
-        self.sigmoid, self.bce = torch.nn.Sigmoid(), torch.nn.BCELoss(reduction="none")
-
-    def forward(self, logits, labels):
-        if self.alpha == 1:
-            return self.bce(self.sigmoid(logits), labels)
-        output = torch.clamp(self.sigmoid(logits), min=self.ep, max=1 - self.ep)
-        A = self.alpha / (self.alpha - 1)
-        real_term = A * (1 - labels * (output ** (1 / A)))
-        fake_term = -A * ((1 - labels) * (1 - output) ** (1 / A))
-        return real_term + fake_term
-
-
 def _source_losses(alpha_d, alpha_g, r, f, saturating):
     """The source's D loss (reals labelled 1, fakes 0) and G loss (``flip``: non-saturating)."""
     crit_d, crit_g = SourceAlphaLoss(alpha_d), SourceAlphaLoss(alpha_g)

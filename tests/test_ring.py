@@ -4,19 +4,23 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
 
+from alpha_gan_source import SourceAlphaLoss
 from gcann.controller import GCANNConfig, GCANNController
 from gcann.metrics.toy import ring_modes
 from gcann.ring import RingSetting, ring_gcann_config, train_ring
-from gcann.ring.data import SeedStreams, data_generator, noise_generator
+from gcann.ring.data import SeedStreams, SourceStreams, data_generator, noise_generator, source_pools
 from gcann.ring.models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward
 from gcann.ring.train import StateError
 from gcann.train.control import GCANNControl
 
-SMALL = dict(n_train=512, curve_every=0)
+SMALL = dict(n_train=512, curve_every=0, form="exact")
+SMALL_SOURCE = dict(n_train=300, curve_every=0, form="source", eval_samples=100)   # steps of 128, 128 and 44
 
 
 def active_config(**kw) -> GCANNConfig:
@@ -173,18 +177,128 @@ def test_masked_adam_on_the_cpu_is_torch_adams_fused_kernel_bit_for_bit():
         assert all(torch.equal(p[k], r.detach()) for p, r in zip(params, refs[k])), k
 
 
+# --------------------------------------------------------------------------- the source form
+# Transcribed from the authors' experiments/2D.py (SankarLab/AlphaGan-Papers-Results): data and code pools
+# under seed 1, then the run's seed, G and D with nn.Linear's initialisation, and two shuffling DataLoaders
+# (codes, points) zipped, the last short batch kept.
+def _source_pools_by_their_code(n_train, n_test):
+    torch.manual_seed(1)
+    np.random.seed(1)
+    means = [torch.Tensor([np.cos(2 * np.pi * i / 8), np.sin(2 * np.pi * i / 8)]) for i in range(1, 9)]
+    modes = list(zip(means, [np.sqrt(1e-4)] * 8))
+    probs = [1 / len(modes)] * len(modes)
+
+    def get_data(size):
+        indices = np.random.choice(len(modes), size, p=probs)
+        return [modes[i][0] + modes[i][1] * torch.randn(2) for i in indices]
+
+    def make_noise(size):
+        t = torch.randn(size, 2)
+        return [t[i, :] for i in range(size)]
+    train, test = get_data(n_train), get_data(n_test)
+    return train, test, make_noise(n_train), make_noise(n_test)
+
+
+def _source_models(seed):
+    torch.manual_seed(seed)
+
+    def mlp(width, act, out):
+        layers = [nn.Linear(2, width), act()]
+        for _ in range(3):
+            layers += [nn.Linear(width, width), act()]
+        return nn.Sequential(*layers, nn.Linear(width, out))
+    return mlp(400, nn.ReLU, 2), mlp(200, lambda: nn.LeakyReLU(0.2), 1)
+
+
+def test_the_source_pools_are_the_authors_draws_and_every_seed_shares_them():
+    train, test, noise, test_noise = _source_pools_by_their_code(300, 100)
+    pools = source_pools(ring_modes(), 300, 100)
+    assert torch.equal(pools.train_data, torch.stack(train)) and torch.equal(pools.test_data, torch.stack(test))
+    assert torch.equal(pools.train_codes, torch.stack(noise)) and torch.equal(pools.test_codes, torch.stack(test_noise))
+    # the default size: 50,000 points in 391 batches, the last of 80
+    st = SourceStreams(source_pools(ring_modes(), 50_000, 10), [data_generator(0), data_generator(1)])
+    assert st.batches_per_epoch == 391 and st.data.shape == (50_000, 2)
+    for _ in range(390):
+        x, z, n = st.batch()
+    assert n.tolist() == [128, 128]
+    x, z, n = st.batch()
+    assert n.tolist() == [80, 80] and st.epochs.tolist() == [1, 1]
+    assert (x[:, 80:] == 0).all() and (z[:, 80:] == 0).all()
+    # two seeds: the same points and codes, in other orders
+    assert not torch.equal(x[0, :80], x[1, :80])
+    assert torch.equal(torch.sort(st.data[st.order_points[0]], 0).values, torch.sort(st.data[st.order_points[1]], 0).values)
+
+
+@pytest.mark.parametrize("seed", [0, 8])
+def test_source_batches_are_the_authors_dataloaders_batches(seed):
+    """Each row's zipped batches (codes, points) are those torch's DataLoaders give the authors' code after
+    it seeded the run and built G and D: the same values in the same order, the short batch included,
+    over two epochs; a row alone and the same seed in a batch of three get the same batches."""
+    from torch.utils.data import DataLoader
+
+    train, _, noise, _ = _source_pools_by_their_code(300, 100)
+    _source_models(seed)
+    noise_loader = DataLoader(noise, batch_size=128, shuffle=True)
+    real_loader = DataLoader(train, batch_size=128, shuffle=True)
+    theirs = [b for _ in range(2) for b in zip(noise_loader, real_loader)]
+    assert [len(r) for _, r in theirs] == [128, 128, 44] * 2
+    gens = [data_generator(s) for s in (5, seed, 6)]
+    for g in gens:   # the streams start after the seed's initial weights, G's then D's
+        init_mlp(GENERATOR, [g]), init_mlp(DISCRIMINATOR, [g])
+    st = SourceStreams(source_pools(ring_modes(), 300, 100), gens)
+    for z_theirs, x_theirs in theirs:
+        x, z, n = st.batch()
+        m = len(x_theirs)
+        assert int(n[1]) == m and torch.equal(x[1, :m], x_theirs) and torch.equal(z[1, :m], z_theirs)
+
+
+def test_source_form_training_follows_the_authors_loop():
+    """Independent truth for the source form: the authors' training loop, transcribed (nn.Sequential,
+    torch.optim.Adam, their AlphaLoss with its clamp, D then G on the same fakes), for two epochs of
+    three steps each (the third a short batch of 44), saturating (α_D, α_G) = (0.3, 1)."""
+    from torch.utils.data import DataLoader
+
+    seed = 2
+    run = train_ring([RingSetting("alpha_sat", 0.3, 1)], [seed], epochs=2, **SMALL_SOURCE)
+    assert run.steps == 6
+    train, _, noise, _ = _source_pools_by_their_code(300, 100)
+    G, D = _source_models(seed)
+    noise_loader = DataLoader(noise, batch_size=128, shuffle=True)
+    real_loader = DataLoader(train, batch_size=128, shuffle=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    crit_d, crit_g = SourceAlphaLoss(0.3), SourceAlphaLoss(1.0)
+    for _ in range(2):
+        for z, x in zip(noise_loader, real_loader):
+            fake = G(z)
+            b = x.shape[0]
+            opt_d.zero_grad()
+            (crit_d(D(x), torch.ones(b, 1)).mean() + crit_d(D(fake.detach()), torch.zeros(b, 1)).mean()).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            (-crit_g(D(fake), torch.zeros(b, 1)).mean()).backward()
+            opt_g.step()
+    for net, params in ((G, run.g_params), (D, run.d_params)):
+        mine = _reference_mlp(*((GENERATOR.sizes, "relu") if net is G else (DISCRIMINATOR.sizes, "leaky")), params, 0)
+        for a, b in zip(mine.parameters(), net.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6)
+
+
 # --------------------------------------------------------------------------- batched seeds
 MIXED = [RingSetting("alpha_sat", 1, 1), RingSetting("alpha_ns", 0.5, 1.2, r1=1.0),
          RingSetting("lsgan", ema=0.99), RingSetting("nsgan", gcann=True), RingSetting("alpha_sat", 0.3, 1)]
 
 
-def test_batched_seed_k_equals_seed_k_alone_bit_for_bit():
+@pytest.mark.parametrize("small", [SMALL, SMALL_SOURCE], ids=["exact", "source"])
+def test_batched_seed_k_equals_seed_k_alone_bit_for_bit(small):
+    """Row k of a batch equals seed k trained alone, in either form; in the source form the +gcann row's
+    catch-up bursts move it off the others' batch positions, so rows meet the short batch at other steps."""
     seeds = [3, 1, 4, 1, 5]
     cfg = active_config()
-    run = train_ring(MIXED, seeds, epochs=1, max_steps=6, gcann_config=cfg, **SMALL)
+    run = train_ring(MIXED, seeds, epochs=2, max_steps=8, gcann_config=cfg, **small)
     assert run.events                                                        # the controller did act
     for k in (0, 1, 2, 3):
-        alone = train_ring([MIXED[k]], [seeds[k]], epochs=1, max_steps=6, gcann_config=cfg, **SMALL)
+        alone = train_ring([MIXED[k]], [seeds[k]], epochs=2, max_steps=8, gcann_config=cfg, **small)
         for a, b in zip(run.g_params + run.d_params + run.ema_params, alone.g_params + alone.d_params + alone.ema_params):
             assert torch.equal(a[k], b[0])
 
@@ -194,7 +308,12 @@ def test_the_device_side_step_a_cuda_graph_captures_equals_the_masked_eager_step
     without capture gives the eager path's numbers bit for bit, R1 and EMA rows included."""
     settings = [RingSetting("alpha_ns", 1.0, 1.0), RingSetting("alpha_sat", 0.3, 1.0),
                 RingSetting("lsgan", r1=1.0, ema=0.999), RingSetting("alpha_ns", 0.5, 1.2, ema=0.999)]
-    kw = dict(epochs=2, n_train=128 * 4, curve_every=1, curve_samples=64)
+    for form in ("exact", "source"):   # the source form with its short last batch (4.5 batches per epoch)
+        _device_step_equals_the_masked_step(settings, form, n_train=128 * 4 + 64 * (form == "source"))
+
+
+def _device_step_equals_the_masked_step(settings, form, n_train):
+    kw = dict(epochs=2, n_train=n_train, curve_every=1, curve_samples=64, form=form, eval_samples=100)
     eager = train_ring(settings, [0, 1, 2, 3], **kw)
     device_step = train_ring(settings, [0, 1, 2, 3], cuda_graph="eager", **kw)
     for name in ("g_params", "d_params", "ema_params"):
@@ -215,11 +334,16 @@ def test_the_captured_cuda_step_with_either_adam_equals_the_eager_cuda_step():
     differently, so the weights agree to a tolerance (a wrong rate, count or mask would be off by far
     more: one Adam step moves a weight by up to lr = 1e-4)."""
     settings = [RingSetting("alpha_ns", 1.0, 1.0), RingSetting("lsgan", r1=1.0, ema=0.999)] * 2
-    kw = dict(epochs=2, n_train=128 * 4, curve_every=0, device="cuda")
+    for form, n_train, steps in (("exact", 128 * 4, 8), ("source", 128 * 4 + 64, 10)):
+        kw = dict(epochs=2, n_train=n_train, curve_every=0, device="cuda", form=form, eval_samples=100)
+        _captured_equals_eager(settings, kw, steps)
+
+
+def _captured_equals_eager(settings, kw, steps):
     eager = train_ring(settings, [0, 1, 2, 3], cuda_graph=False, **kw)
     for fused in (False, True):
         graph = train_ring(settings, [0, 1, 2, 3], cuda_graph=True, fused_adam=fused, **kw)
-        assert graph.steps == eager.steps == 8
+        assert graph.steps == eager.steps == steps
         for name in ("g_params", "d_params", "ema_params"):
             worst = max(float((a - b).abs().max()) for a, b in zip(getattr(eager, name), getattr(graph, name)))
             assert worst < 1e-5, (fused, name, worst)
@@ -317,8 +441,9 @@ def _same_runs(a, b) -> None:
     assert torch.equal(a.diverged, b.diverged)
 
 
-@pytest.mark.parametrize("path", ["masked", "device-step"])
-def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, path):
+@pytest.mark.parametrize("path,form", [("masked", "exact"), ("device-step", "exact"), ("masked", "source"),
+                                       ("device-step", "source")])
+def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, path, form):
     """Stopped after 2 of 6 epochs and resumed from its saved state: the same weights, Adam states, curves,
     losses, learning rates, controller events and update counts as the run that never stopped. The masked
     path has +gcann rows whose controllers decide (warm-up 0: pauses, skips and rate changes happen), the
@@ -326,17 +451,18 @@ def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, path):
     if path == "masked":
         settings = [RingSetting("alpha_ns", 1, 1), RingSetting("alpha_sat", 0.3, 1, gcann=True),
                     RingSetting("lsgan", r1=1.0, ema=0.999), RingSetting("alpha_ns", 0.5, 1.2, gcann=True)]
-        extra = dict(gcann_config=replace(ring_gcann_config(4), baseline_steps=0))
+        extra = dict(gcann_config=replace(ring_gcann_config(3 if form == "source" else 4), baseline_steps=0))
     else:
         settings = [RingSetting("alpha_ns", 1, 1), RingSetting("lsgan", r1=1.0, ema=0.999)] * 2
         extra = dict(cuda_graph="eager")
-    kw = dict(n_train=512, curve_every=1, curve_samples=64, **extra)
+    kw = dict(n_train=300 if form == "source" else 512, curve_every=1, curve_samples=64, form=form, eval_samples=100,
+              **extra)
     whole = train_ring(settings, [0, 1, 2, 3], epochs=6, **kw)
     if path == "masked":
         assert whole.events and len(set(whole.d_updates.tolist())) > 1   # the controllers did act
     state = tmp_path / "state.pt"
     first = train_ring(settings, [0, 1, 2, 3], epochs=2, state_file=state, save_every=1, **kw)
-    assert first.steps == 8 and state.is_file()
+    assert first.steps == (6 if form == "source" else 8) and state.is_file()
     resumed = train_ring(settings, [0, 1, 2, 3], epochs=6, state_file=state, save_every=2, resume=True, **kw)
     _same_runs(whole, resumed)
     # the state now holds the finished run: resuming it again trains nothing and gives the same run
@@ -356,6 +482,8 @@ def test_resuming_refuses_another_configuration_fewer_epochs_and_an_unreadable_s
                    state_file=state, resume=True, **SMALL)
     with pytest.raises(StateError, match="another 'lr'"):
         train_ring(settings, [0, 1], epochs=3, lr=2e-4, state_file=state, resume=True, **SMALL)
+    with pytest.raises(StateError, match="another 'form'"):
+        train_ring(settings, [0, 1], epochs=3, state_file=state, resume=True, **{**SMALL, **SMALL_SOURCE, "n_train": 512})
     with pytest.raises(StateError, match="more than this run's 4"):
         train_ring(settings, [0, 1], epochs=1, state_file=state, resume=True, **SMALL)
     assert state.read_bytes() == before        # a refused resume leaves the state as it was

@@ -48,7 +48,8 @@ from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
 from gcann.presets import preset
 from gcann.train.control import ConstantControl, GCANNControl
 
-from .data import BATCH_SIZE, N_TRAIN, SeedStreams, data_generator, dataset_modes, eval_generator, noise_generator
+from .data import (BATCH_SIZE, FORMS, N_TRAIN, SeedStreams, SourceStreams, data_generator, dataset_modes, eval_generator,
+                   noise_generator, source_pools)
 from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
 
 __all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "StateError", "ring_gcann_config",
@@ -58,6 +59,7 @@ LR = 1e-4               # Adam learning rate of both networks, as the source
 BETAS = (0.9, 0.99)     # Adam betas, as the source
 R1_GAMMA = 1.0          # R1 weight γ of the +r1 settings: dynamics.objectives' r1 default, not tuned
 EMA_BETA = 0.999        # generator EMA decay of the +ema settings (evaluation uses the EMA generator)
+SOURCE_CLAMP = 1e-7     # the source form's clamp of σ in the α-losses (the authors' AlphaLoss; BCE at α = 1)
 
 _LOSS_LABEL = {"alpha_sat": "sat", "alpha_ns": "ns"}
 
@@ -127,6 +129,8 @@ class RingRun:
     events: list[dict] = field(default_factory=list)     # {"row", "step", "event", "reason"}
     time_total: float = 0.0              # seconds in the training loop
     time_control: float = 0.0            # of which in the controls (observe + plan)
+    form: str = "source"                 # "source" (the authors' code) or "exact" (see gcann.ring.data)
+    eval_codes: Tensor | None = None     # the source form's evaluation codes (N, 2), shared by every row
 
     def eval_params(self) -> list[Tensor]:
         """Generator weights used for evaluation: the EMA's for rows with an EMA, G's otherwise."""
@@ -157,7 +161,10 @@ def train_ring(
     settings: Sequence[RingSetting],
     seeds: Sequence[int],
     *,
-    epochs: int = 400,                    # passes over each seed's training set (main steps = epochs × 390)
+    epochs: int = 400,                    # passes over the training set (steps: epochs × 391, exact form × 390)
+    form: str = "source",                 # "source": the authors' code (shared data, pooled codes, short last
+                                          # batch, clamped α-losses); "exact": the project's (gcann.ring.data)
+    eval_samples: int = TOY_EVAL_SAMPLES,  # source form: the evaluation codes drawn with the data (25,000)
     dataset: str = "ring",                # "ring" (8 Gaussians) or "grid" (5×5)
     n_train: int = N_TRAIN,               # training points per seed
     batch_size: int = BATCH_SIZE,         # batch size
@@ -182,7 +189,9 @@ def train_ring(
     """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
     if save_every < 0 or (save_every and state_file is None) or (resume and state_file is None):
         raise ValueError("saving or resuming a ring run needs a state_file, and save_every must be >= 0")
-    args = (settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+    args = (settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
             curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam,
             None if state_file is None else Path(state_file), save_every, resume)
     before = torch.backends.cuda.matmul.allow_tf32
@@ -193,7 +202,7 @@ def train_ring(
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
+def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
                 curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam, state_file, save_every,
                 resume) -> RingRun:
     settings, seeds = list(settings), [int(s) for s in seeds]
@@ -213,7 +222,12 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     noise_gens = [noise_generator(s) for s in seeds]
     G = [p.to(dev) for p in init_mlp(GENERATOR, data_gens)]   # drawn on the CPU from each seed's generator
     D = [p.to(dev) for p in init_mlp(DISCRIMINATOR, data_gens)]
-    stream = SeedStreams(modes, data_gens, noise_gens, n_train, batch_size)
+    source = form == "source"
+    if source:
+        pools = source_pools(modes, n_train, eval_samples)
+        stream = SourceStreams(pools, data_gens, batch_size)
+    else:
+        stream = SeedStreams(modes, data_gens, noise_gens, n_train, batch_size)
     steps_per_epoch = stream.batches_per_epoch
     for p in G + D:
         p.requires_grad_(True)
@@ -224,7 +238,12 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     gcann_rows = [k for k, s in enumerate(settings) if s.gcann]
 
     loss_groups = _groups([s.loss for s in settings])
-    hp = {name: torch.tensor([s.hp[name] for s in settings], device=dev).view(S, 1) for name in settings[0].hp}
+    # α in double precision (the source form computes A = α/(α−1) in double, as that code does with Python floats;
+    # the exact α-loss rounds α to the logits' precision); the LSGAN targets in the logits' float32
+    hp = {name: torch.tensor([s.hp[name] for s in settings], device=dev,
+                             dtype=torch.float64 if name.startswith("alpha") else torch.float32).view(S, 1)
+          for name in settings[0].hp}
+    hp["clamp"] = SOURCE_CLAMP if source else 0.0
     r1_groups = [(a, b) for a, b, on in _groups([s.r1 > 0 for s in settings]) if on]
     r1_gamma = torch.tensor([s.r1 for s in settings], device=dev)
     ema_beta = torch.tensor([s.ema for s in settings])
@@ -233,42 +252,60 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     any_ema = bool(has_ema.any())
     has_ema_dev = has_ema.to(dev)
     diverged = torch.zeros(S, dtype=torch.bool)
-    curve_z = torch.stack([torch.randn(curve_samples, 2, generator=eval_generator(s)) for s in seeds]) \
-        if curve_every else None
+    if not curve_every:
+        curve_z = None
+    elif source:   # the first codes of the evaluation pool, the same for every row (that code evaluates on all)
+        if curve_samples > eval_samples:
+            raise ValueError(f"the source form's curve takes its codes from the {eval_samples} evaluation codes; "
+                             f"curve_samples ({curve_samples}) must not exceed them")
+        curve_z = pools.test_codes[:curve_samples].expand(S, curve_samples, 2)
+    else:
+        curve_z = torch.stack([torch.randn(curve_samples, 2, generator=eval_generator(s)) for s in seeds])
+    arange_b = torch.arange(B, device=dev)
+
+    def reduce(v: Tensor, n: Tensor | None) -> Tensor:
+        """Per-row mean of ``v (rows, B)`` over the batch; with counts ``n`` over each row's first ``n`` entries
+        (the source form, always: a short batch is padded)."""
+        if n is None:
+            return v.mean(1)
+        return torch.where(arange_b < n[:, None], v, 0.0).sum(1) / n
 
     def d_out(params, x):
         return mlp_forward(DISCRIMINATOR, params, x).squeeze(-1)
 
-    def d_loss(x_real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-        """(loss with R1, plain GAN loss), each (S,)."""
+    def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(loss with R1, plain GAN loss), each (S,); ``n``: the rows' counts of valid samples (source form)."""
         r, f = d_out(D, x_real), d_out(D, fake)
-        plain = torch.cat([GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))).mean(1)
-                           for a, b, name in loss_groups])
+        plain = torch.cat([reduce(GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))),
+                                  _part(n, a, b)) for a, b, name in loss_groups])
         total = plain
+        counts = n
         for a, b in r1_groups:
             n = b - a
             sub = select(D, a, b)
             pen = PENALTIES["r1"].fn(lambda x: d_out(sub, x.view(n, B, 2)).reshape(-1), x_real[a:b].reshape(n * B, 2),
                                      None, None, {"gamma": r1_gamma[a:b].repeat_interleave(B)})
-            total = torch.cat([total[:a], total[a:b] + pen.view(n, B).mean(1), total[b:]])
+            total = torch.cat([total[:a], total[a:b] + reduce(pen.view(n, B), _part(counts, a, b)), total[b:]])
         return total, plain
 
-    def g_loss(fake: Tensor) -> Tensor:
+    def g_loss(fake: Tensor, n: Tensor | None) -> Tensor:
         f = d_out(D, fake)
-        return torch.cat([GAN_LOSSES[name].g(f[a:b], Context(fake[a:b], fake[a:b], _rows(hp, a, b))).mean(1)
-                          for a, b, name in loss_groups])
+        return torch.cat([reduce(GAN_LOSSES[name].g(f[a:b], Context(fake[a:b], fake[a:b], _rows(hp, a, b))),
+                                 _part(n, a, b)) for a, b, name in loss_groups])
 
-    def g_objective(fake: Tensor, use_div: list[int]) -> tuple[Tensor, Tensor]:
-        plain = g_loss(fake)
+    def g_objective(fake: Tensor, use_div: list[int], n: Tensor | None) -> tuple[Tensor, Tensor]:
+        plain = g_loss(fake, n)
         total = plain
         if use_div:
             extra = torch.zeros(S, device=dev)
+            counts = [B] * S if n is None else n.tolist()
             extra = extra.index_put((torch.tensor(use_div, device=dev),),
-                                    torch.stack([diversity_term(fake[k], cfg) for k in use_div]))
+                                    torch.stack([diversity_term(fake[k, :counts[k]], cfg) for k in use_div]))
             total = plain + extra
         return total, plain
 
-    run = RingRun(settings, seeds, G, D, ema, diverged, 0)
+    run = RingRun(settings, seeds, G, D, ema, diverged, 0, form=form,
+                  eval_codes=pools.test_codes if source else None)
     # rows without a controller: one D and one G step at the base rate, every step (no per-step Python)
     const_steps = torch.ones(S, dtype=torch.long)
     const_lr = torch.full((S,), float(lr), dtype=torch.float64)
@@ -282,15 +319,15 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     sum_g = torch.zeros(S, dtype=torch.float64, device=dev)
     d_updates, g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
     graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and not gcann_rows
-                           and trace is None, cuda_graph is True and cuda, S, B, dev)
+                           and trace is None, cuda_graph is True and cuda, S, B, dev, counted=source)
 
-    def plain_step(x: Tensor, z: Tensor) -> None:
+    def plain_step(x: Tensor, z: Tensor, n: Tensor | None) -> None:
         """One D and one G update of every row, all on the device (what the CUDA graph captures)."""
         fake = mlp_forward(GENERATOR, G, z)
-        total, plain = d_loss(x, fake.detach())
+        total, plain = d_loss(x, fake.detach(), n)
         ld = plain.detach()
         opt_d.step_all_on_device(torch.autograd.grad(total.sum(), D), graphed.lr, graphed.steps_d)
-        total, plain = g_objective(fake, [])
+        total, plain = g_objective(fake, [], n)
         lg = plain.detach()
         opt_g.step_all_on_device(torch.autograd.grad(total.sum(), G), graphed.lr, graphed.steps_g)
         if any_ema:
@@ -305,7 +342,8 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
         diverged_dev.logical_or_(~finite)
 
     # what a saved state must match to be resumed here (the number of epochs may grow)
-    identity = {"settings": [vars(s) for s in settings], "seeds": seeds, "dataset": dataset, "n_train": n_train,
+    identity = {"settings": [vars(s) for s in settings], "seeds": seeds, "form": form,
+                "eval_samples": eval_samples if source else None, "dataset": dataset, "n_train": n_train,
                 "batch_size": batch_size, "lr": lr, "betas": list(betas), "gcann": vars(cfg),
                 "curve_every": curve_every, "curve_samples": curve_samples, "fused_adam": fused_adam}
     parts = {"G": G, "D": D, "ema": ema, "adam_d": opt_d, "adam_g": opt_g, "stream": stream, "controls": controls,
@@ -321,7 +359,7 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
     for t in range(start, total_steps):
         end_of_epoch = (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps
         if graphed.on:
-            graphed.run(plain_step, stream.real(), stream.latent())
+            graphed.run(plain_step, *stream.batch())
             opt_d.steps += 1
             opt_g.steps += 1
             d_updates += 1
@@ -343,16 +381,16 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
                 lr_g[gcann_idx] = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
                 use_div = [k for k, p in zip(gcann_rows, plans) if p.use_diversity and live[k]]
 
-            x_step = to_dev(stream.real())
-            fake_step = mlp_forward(GENERATOR, G, to_dev(stream.latent()))
-            x_real, fake = x_step, fake_step
+            x_step, z_step, n_step = (None if v is None else to_dev(v) for v in stream.batch())
+            fake_step = mlp_forward(GENERATOR, G, z_step)
+            x_real, fake, n_round = x_step, fake_step, n_step
             for r in range(int(d_steps.max())):
                 mask = d_steps > r
                 if r:
                     with torch.no_grad():
-                        x_real = to_dev(stream.real(mask))
-                        fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
-                total, plain = d_loss(x_real, fake.detach())
+                        x_real, z, n_round = (None if v is None else to_dev(v) for v in stream.batch(mask))
+                        fake = mlp_forward(GENERATOR, G, z)
+                total, plain = d_loss(x_real, fake.detach(), n_round)
                 if r == 0:
                     ld = plain.detach()
                 grads = torch.autograd.grad(total.sum(), D)
@@ -360,13 +398,14 @@ def _train_ring(settings, seeds, epochs, dataset, n_train, batch_size, lr, betas
                 d_updates += mask.long()
             if int(d_steps.max()) == 0:
                 with torch.no_grad():
-                    ld = d_loss(x_step, fake_step)[1]
-            fake = fake_step
+                    ld = d_loss(x_step, fake_step, n_step)[1]
+            fake, n_round = fake_step, n_step
             for r in range(max(int(g_steps.max()), 1)):
                 mask = g_steps > r
                 if r:
-                    fake = mlp_forward(GENERATOR, G, to_dev(stream.latent(mask)))
-                total, plain = g_objective(fake, use_div)
+                    z, n_round = (None if v is None else to_dev(v) for v in stream.codes(mask))
+                    fake = mlp_forward(GENERATOR, G, z)
+                total, plain = g_objective(fake, use_div, n_round)
                 if r == 0:
                     lg = plain.detach()
                 if not bool(mask.any()):
@@ -436,37 +475,41 @@ class _GraphedStep:
 
     WARMUP = 2
 
-    def __init__(self, on: bool, capture: bool, S: int, B: int, dev: torch.device) -> None:
+    def __init__(self, on: bool, capture: bool, S: int, B: int, dev: torch.device, counted: bool = False) -> None:
         self.on, self.capture, self.dev = on, capture, dev
         if on:
             self.x = torch.zeros(S, B, 2, device=dev)
             self.z = torch.zeros(S, B, 2, device=dev)
+            # the source form's counts of valid samples per row (a short last batch is padded)
+            self.n = torch.zeros(S, dtype=torch.long, device=dev) if counted else None
         self.graph, self.calls = None, 0
 
     def prepare(self, lr: Tensor, opt_d: MaskedAdam, opt_g: MaskedAdam) -> None:
         self.lr = lr.to(self.dev)
         self.steps_d, self.steps_g = opt_d.steps.to(self.dev, copy=True), opt_g.steps.to(self.dev, copy=True)
 
-    def run(self, step: Callable[[Tensor, Tensor], None], x: Tensor, z: Tensor) -> None:
+    def run(self, step: Callable[[Tensor, Tensor, Tensor | None], None], x: Tensor, z: Tensor,
+            n: Tensor | None) -> None:
+        pairs = [(self.x, x), (self.z, z)] + ([(self.n, n)] if self.n is not None else [])
         if not self.capture:
-            self.x.copy_(x)
-            self.z.copy_(z)
-            step(self.x, self.z)
+            for buf, v in pairs:
+                buf.copy_(v)
+            step(self.x, self.z, self.n)
             return
-        self.x.copy_(x.pin_memory(), non_blocking=True)
-        self.z.copy_(z.pin_memory(), non_blocking=True)
+        for buf, v in pairs:
+            buf.copy_(v.pin_memory(), non_blocking=True)
         if self.graph is not None:
             self.graph.replay()
         elif self.calls < self.WARMUP:
             side = torch.cuda.Stream(self.dev)
             side.wait_stream(torch.cuda.current_stream(self.dev))
             with torch.cuda.stream(side):
-                step(self.x, self.z)
+                step(self.x, self.z, self.n)
             torch.cuda.current_stream(self.dev).wait_stream(side)
         else:
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                step(self.x, self.z)
+                step(self.x, self.z, self.n)
             self.graph.replay()       # capturing records the step; replaying runs it
         self.calls += 1
 
@@ -475,7 +518,7 @@ class StateError(ValueError):
     """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
 
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2   # 2: the form (source or exact) and the source form's streams
 _RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "events", "time_control")
 _TENSOR_PARTS = ("G", "D", "ema", "counts")   # lists of tensors, restored in place
 
@@ -534,12 +577,25 @@ def _brief(value) -> str:
 
 
 def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:
-    return {k: v[a:b] for k, v in hp.items()}
+    return {k: v[a:b] if isinstance(v, Tensor) else v for k, v in hp.items()}
+
+
+def _part(n: Tensor | None, a: int, b: int) -> Tensor | None:
+    return None if n is None else n[a:b]
 
 
 def evaluate_run(run: RingRun, dataset: str = "ring", num_samples: int = TOY_EVAL_SAMPLES) -> dict[str, Tensor]:
-    """Seed 002's final evaluation: toy metrics (S,) of ``num_samples`` fresh samples per row."""
-    z = torch.stack([torch.randn(num_samples, 2, generator=eval_generator(s, final=True)) for s in run.seeds])
+    """Seed 002's final evaluation: toy metrics (S,) of ``num_samples`` samples per row: in the source form
+    from the evaluation codes drawn with the data (the same for every row, as the authors' code), in the
+    exact form fresh codes per seed."""
+    if run.eval_codes is not None:
+        if num_samples != run.eval_codes.shape[0]:
+            raise ValueError(f"this source-form run drew {run.eval_codes.shape[0]} evaluation codes with its data; "
+                             f"evaluate it on those (num_samples={run.eval_codes.shape[0]}), or train with "
+                             f"eval_samples={num_samples}")
+        z = run.eval_codes.expand(len(run.seeds), num_samples, 2)
+    else:
+        z = torch.stack([torch.randn(num_samples, 2, generator=eval_generator(s, final=True)) for s in run.seeds])
     out = toy_mode_metrics(generate(run.eval_params(), z), dataset_modes(dataset), nonfinite="flag")
     out["success"] = out["success"] & ~run.diverged   # a diverged row counts as a failure
     out["failure"] = out["failure"] | run.diverged

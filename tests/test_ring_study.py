@@ -133,6 +133,32 @@ def test_a_study_stopped_and_resumed_writes_the_uninterrupted_studys_results(tmp
     assert (part / "state.pt").read_bytes() == state and (part / "results.json").read_text() == results
 
 
+def test_the_alpha_sweep_writes_figure_1_and_says_which_form_ran(tmp_path):
+    """``--alpha-sweep``: one saturating (α_D, 1) setting per α_D, rates with Wilson intervals beside the
+    published ones, Figure 1; results.json, results.md and run.json name the form."""
+    for form in ("source", "exact"):
+        out = tmp_path / form
+        assert main(["ring", "study", "--alpha-sweep", "--alpha-d", "0.3,1,0.45", "--seeds", "3", "--epochs", "2",
+                     "--n-train", "300", "--eval-samples", "400", "--curve-samples", "100", "--form", form,
+                     "--out", str(out)]) == 0
+        results = json.loads((out / "results.json").read_text())
+        assert [r["setting"] for r in results] == ["sat(0.3,1)", "sat(1,1)", "sat(0.45,1)"]
+        assert {r["form"] for r in results} == {form}
+        assert f"Form: **{form}**" in (out / "results.md").read_text()
+        run = json.loads((out / "run.json").read_text())
+        assert run["meta"]["form"] == form and run["meta"]["steps"] == (6 if form == "source" else 4)
+        sweep = json.loads((out / "alpha_sweep.json").read_text())
+        assert sweep["form"] == form and [r["alpha_d"] for r in sweep["rates"]] == [0.3, 0.45, 1.0]
+        for r in sweep["rates"]:
+            mine = next(x for x in results if x["alpha_d"] == r["alpha_d"])
+            assert r["success"] == mine["success"] and r["failure_ci95"] == mine["failure_ci95"]
+        pub = {r["alpha_d"]: r.get("published") for r in sweep["rates"]}
+        assert pub[0.45] is None                                 # not in the paper's sweep
+        assert pub[1.0]["success"] == pytest.approx(93 / 200) and pub[1.0]["failure"] == pytest.approx(59 / 200)
+        assert pub[0.3]["success_ci95"] == pytest.approx(list(wilson(174, 200)))
+        assert (out / "figure1.png").stat().st_size > 1000
+
+
 @pytest.mark.parametrize("args,msg", [(["--seeds", "0"], "--seeds must be >= 1"),
                                       (["--settings", "sat(1,1)+foo"], "unknown setting"),
                                       (["--epochs", "-1"], "--epochs must be >= 1"),
@@ -140,7 +166,13 @@ def test_a_study_stopped_and_resumed_writes_the_uninterrupted_studys_results(tmp
                                       (["--fused-adam", "--settings", "ns(1,1) lsgan+gcann"], "+gcann settings"),
                                       (["--device", "cpu", "--tf32"], "--tf32 applies to CUDA"),
                                       (["--resume"], "state.pt' does not exist"),
-                                      (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0")])
+                                      (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+                                      (["--alpha-sweep", "--settings", "ns(1,1)"], "drop --settings"),
+                                      (["--alpha-sweep", "--alpha-d", "0.3,x"], "--alpha-d: not a number"),
+                                      (["--alpha-sweep", "--alpha-d", "0.3,0.3"], "repeats a value"),
+                                      (["--alpha-sweep", "--alpha-d", "0.3,-1"], "alpha_d must be a finite number > 0"),
+                                      (["--eval-samples", "100", "--curve-samples", "200"], "must not exceed"),
+                                      (["--form", "other"], "Invalid value for '--form'")])
 def test_study_user_errors_are_one_line(tmp_path, capsys, args, msg):
     assert main(["ring", "study", *args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

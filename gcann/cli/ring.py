@@ -22,6 +22,15 @@ def ring():
 @click.option("--settings", default=None, metavar="NAMES",
               help="settings separated by spaces or ';', e.g. 'sat(0.3,1) ns(0.5,1.2)+gcann lsgan+r1' "
                    "[default: sat(1,1) sat(0.3,1) ns(1,1) ns(0.5,1.2) lsgan, each plain, +gcann, +r1, +ema]")
+@click.option("--form", type=click.Choice(["source", "exact"]), default="source", show_default=True,
+              help="source: the authors' code (shared data and codes pool drawn with seed 1, 391 steps per epoch "
+                   "with the short last batch, σ clamped in the α-losses); exact: a data set and fresh codes per "
+                   "seed, 390 full batches, exact α-losses (a NaN/Inf row is stopped, counted a failure)")
+@click.option("--alpha-sweep", is_flag=True,
+              help="Figure 1 of the (α_D, α_G)-GAN paper: settings sat(A,1) for A in --alpha-d; writes "
+                   "DIR/alpha_sweep.json (rates with Wilson intervals, beside the published ones) and DIR/figure1.png")
+@click.option("--alpha-d", "alpha_d", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True,
+              metavar="A[,A...]", help="the α_D values of --alpha-sweep")
 @click.option("--dataset", type=click.Choice(["ring", "grid"]), default="ring", show_default=True)
 @click.option("--out", "out", default="runs/ring-study", show_default=True, metavar="DIR")
 @click.option("--eval-samples", type=int, default=25_000, show_default=True, help="final samples per seed")
@@ -42,10 +51,11 @@ def ring():
 @click.option("--resume", is_flag=True,
               help="go on from DIR/state.pt (written by --checkpoint-every) with the same arguments; --epochs "
                    "may grow")
-def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
+def study(seeds, epochs, full, settings, form, alpha_sweep, alpha_d, dataset, out, eval_samples, curve_every, curve_samples, n_train, first_seed,
           no_figures, device, tf32, fused_adam, checkpoint_every, resume):
     """Train, evaluate and write DIR/results.json, DIR/results.md, DIR/run.json and figures."""
-    from gcann.ring.study import CPU_DEFAULT, FULL_SIZE, default_settings, parse_settings, run_study
+    from gcann.ring.study import (CPU_DEFAULT, FULL_SIZE, alpha_sweep_settings, default_settings, parse_settings,
+                                  run_study)
     from gcann.ring.train import StateError
 
     size = FULL_SIZE if full else CPU_DEFAULT
@@ -67,10 +77,21 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
                         f"--checkpoint-every E")
     if tf32 and not device.startswith("cuda"):
         raise UserError("--tf32 applies to CUDA matmuls; this study runs on the CPU (use --device cuda)")
+    if form == "source" and curve_every and curve_samples > eval_samples:
+        raise UserError(f"--curve-samples ({curve_samples}) must not exceed --eval-samples ({eval_samples}) in the "
+                        f"source form: the curve takes the first of the evaluation codes")
     try:
-        parsed = parse_settings(settings if settings is not None else default_settings())
+        if alpha_sweep:
+            if settings is not None:
+                raise ValueError("--alpha-sweep chooses the settings (sat(A,1) for A in --alpha-d); drop --settings")
+            values = [float(v) for v in alpha_d.replace(" ", "").split(",") if v]
+            if len(set(values)) != len(values):
+                raise ValueError(f"--alpha-d repeats a value: {alpha_d}")
+            parsed = alpha_sweep_settings(values)
+        else:
+            parsed = parse_settings(settings if settings is not None else default_settings())
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UserError(str(e).replace("could not convert string to float", "--alpha-d: not a number")) from None
     if fused_adam and any(s.gcann for s in parsed):
         raise UserError("--fused-adam needs every seed at one rate and count (the replayed step); +gcann settings "
                         "train eagerly with per-seed rates: drop them or the flag")
@@ -81,7 +102,8 @@ def study(seeds, epochs, full, settings, dataset, out, eval_samples, curve_every
         run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
                   curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed,
                   figures=not no_figures, device=device, tf32=tf32, fused_adam=fused_adam,
-                  checkpoint_every=checkpoint_every, resume=resume, log=lambda m: click.echo(m, err=True))
+                  checkpoint_every=checkpoint_every, resume=resume, form=form, alpha_sweep=alpha_sweep,
+                  log=lambda m: click.echo(m, err=True))
     except StateError as e:
         raise UserError(str(e)) from None
 

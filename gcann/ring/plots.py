@@ -5,6 +5,7 @@
 * ``coverage_epochs``: mean modes covered over epochs per setting (seed 002's Figure 1, left);
 * ``scatter``: generated samples over the discriminator's decision contours σ(D(x)), first seed of each setting;
 * ``controller_events``: each +gcann row's controller events over training, and the mean learning rates;
+* :func:`alpha_sweep_figure`: the paper's Figure 1, coverage over epochs and success/failure against α_D;
 * :func:`toy_objectives_figure`: the generator objectives under the optimal discriminator (1-D toy).
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .data import dataset_modes, eval_generator  # noqa: E402
 from .models import DISCRIMINATOR, mlp_forward, select  # noqa: E402
 from .train import RingRun, generate  # noqa: E402
 
-__all__ = ["study_figures", "controller_events_figure", "toy_optimal_logit", "toy_generator_objectives",
+__all__ = ["study_figures", "alpha_sweep_figure", "controller_events_figure", "toy_optimal_logit", "toy_generator_objectives",
            "toy_objectives_figure", "TOY_PAIRS"]
 
 TOY_PAIRS = ((1.0, 1.0), (0.2, 1.0), (0.2, 2.0))   # (α_D, α_G) of seed 002's toy figure
@@ -97,6 +98,45 @@ def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[di
     return paths
 
 
+def alpha_sweep_figure(run: RingRun, sweep: Sequence[dict], path: Path, *, dataset: str = "ring") -> None:
+    """Figure 1 of the (α_D, α_G)-GAN paper from a study of saturating (α_D, 1) settings. Left: modes covered over
+    epochs, mean over seeds with the band between the quartiles, per α_D. Right: success and failure rates against
+    α_D with Wilson 95 % intervals, and the published rates (hollow markers, their 200 seeds, 400 epochs)."""
+    k = dataset_modes(dataset).k
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    alphas = [r["alpha_d"] for r in sweep]
+    colours = plt.cm.viridis([i / max(len(alphas) - 1, 1) for i in range(len(alphas))])
+    if run.curve:
+        modes = torch.stack([c["modes_covered"].double() for c in run.curve])     # (E, S)
+        for a, colour in zip(alphas, colours):
+            rows = [i for i, s in enumerate(run.settings) if s.loss == "alpha_sat" and s.alpha_g == 1.0
+                    and s.alpha_d == a and not (s.gcann or s.r1 or s.ema)]
+            m = modes[:, rows]
+            a1.plot(run.curve_epochs, m.mean(1), color=colour, label=f"α_D = {a:g}")
+            if len(rows) > 1:
+                q = torch.quantile(m, torch.tensor([0.25, 0.75], dtype=m.dtype), dim=1)
+                a1.fill_between(run.curve_epochs, q[0], q[1], color=colour, alpha=0.15)
+        a1.legend(fontsize=7, ncol=2)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel(f"modes covered (of {k}): mean, quartile band")
+    a1.set_ylim(0, k + 0.3)
+    a1.set_title("saturating (α_D, 1)-GAN: mode coverage over epochs", fontsize=9)
+    for key, colour in (("success", "tab:green"), ("failure", "tab:red")):
+        val = [r[key] for r in sweep]
+        err = [[r[key] - r[f"{key}_ci95"][0] for r in sweep], [r[f"{key}_ci95"][1] - r[key] for r in sweep]]
+        a2.errorbar(alphas, val, yerr=err, color=colour, marker="o", capsize=3,
+                    label=f"{key}, {sweep[0]['n_seeds'] if sweep else 0} seeds")
+        pub = [(r["alpha_d"], r["published"][key]) for r in sweep if "published" in r]
+        if pub:
+            a2.plot(*zip(*pub), ls=":", marker="o", mfc="none", color=colour, label=f"{key}, published (200 seeds)")
+    a2.set_xlabel("α_D (α_G = 1)")
+    a2.set_ylabel("rate (Wilson 95 % intervals)")
+    a2.set_ylim(0, 1)
+    a2.set_title(f"success (all {k} modes covered) and failure (none) after training", fontsize=9)
+    a2.legend(fontsize=7)
+    _save(fig, path)
+
+
 def controller_events_figure(settings: Sequence, seeds: Sequence[int], events: Sequence[dict], lr_d: Sequence[Tensor],
                              lr_g: Sequence[Tensor], steps: int, path: Path) -> None:
     """Each +gcann row's controller events over the steps (one marker per event; a long study has tens of
@@ -138,7 +178,8 @@ def _scatter(run: RingRun, names: list[str], dataset: str, path: Path, n: int = 
                              squeeze=False)
     g_eval = run.eval_params()
     for ax, r in zip(axes.flat, rows):
-        z = torch.randn(1, n, 2, generator=eval_generator(run.seeds[r], final=True))
+        z = run.eval_codes[None, :n] if run.eval_codes is not None else \
+            torch.randn(1, n, 2, generator=eval_generator(run.seeds[r], final=True))
         x = generate(select(g_eval, r, r + 1), z)[0]
         with torch.no_grad():
             d_row = select(run.d_params, r, r + 1)

@@ -24,7 +24,8 @@ from gcann.sysmem import keep_freed_memory
 from .data import N_TRAIN
 from .train import EMA_BETA, R1_GAMMA, RingRun, RingSetting, evaluate_run, train_ring
 
-__all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "default_settings", "parse_settings", "run_study",
+__all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "ALPHA_SWEEP", "PUBLISHED_FIGURE1", "FORM_NOTES",
+           "default_settings", "alpha_sweep_settings", "alpha_sweep_summary", "parse_settings", "run_study",
            "summarise", "wilson", "markdown_table"]
 
 #: The objectives of the study (seed 002's Figure 1 and its CelebA comparison).
@@ -34,6 +35,23 @@ VARIANTS = ("", "+gcann", "+r1", "+ema")
 #: A study that finishes in about half an hour on a 2-core CPU (the source's size is FULL_SIZE).
 CPU_DEFAULT = {"seeds": 2, "epochs": 2}
 FULL_SIZE = {"seeds": 200, "epochs": 400}
+
+#: Figure 1 (right) of the (α_D, α_G)-GAN paper: saturating (α_D, 1)-GANs on the ring, α_D from 0.2 to 1.
+ALPHA_SWEEP = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: The counts behind that figure, α_D -> (successes, failures, seeds): success = all 8 modes covered, failure =
+#: none, after 400 epochs; counted from the authors' metrics/ring_S_metrics.csv (SankarLab/AlphaGan-Papers-
+#: Results, settings "...-d_alpha-A-g_alpha-1-epoch_step-400"; made by an earlier version of their 2D.py).
+PUBLISHED_FIGURE1 = {0.2: (158, 7, 200), 0.3: (174, 4, 200), 0.4: (153, 11, 200), 0.5: (159, 9, 200),
+                     0.6: (157, 9, 200), 0.7: (147, 13, 199), 0.8: (136, 16, 199), 0.9: (108, 32, 200),
+                     1.0: (93, 59, 200)}
+#: What each form of the study is (results.md and run.json say which ran).
+FORM_NOTES = {
+    "source": "the authors' code (experiments/2D.py): data, training codes and evaluation codes drawn once under "
+              "seed 1 and shared by every seed, the codes pool reshuffled every epoch, the last short batch kept "
+              "(of 50,000 points: 391 steps per epoch, the last of 80), σ clamped to [1e-7, 1 − 1e-7] in the α-losses (BCE, log ≥ −100, at α = 1)",
+    "exact": "the project's exact form: a data set and fresh codes per seed, the last short batch dropped "
+             "(390 steps per epoch), exact α-losses; a row whose loss is NaN/Inf is stopped and counted a failure",
+}
 
 _NAME = re.compile(r"^(?:(sat|ns)\((\d*\.?\d+),(\d*\.?\d+)\)|(lsgan|gan|nsgan))((?:\+(?:gcann|r1|ema))*)$")
 
@@ -68,6 +86,30 @@ def parse_settings(text: str | Sequence[str]) -> list[RingSetting]:
     return out
 
 
+def alpha_sweep_settings(values: Sequence[float] = ALPHA_SWEEP) -> list[RingSetting]:
+    """The settings of Figure 1: saturating (α_D, 1) for each α_D in ``values``."""
+    if not values:
+        raise ValueError("the α_D sweep needs at least one value")
+    return [RingSetting("alpha_sat", float(a), 1.0) for a in values]
+
+
+def alpha_sweep_summary(results: Sequence[dict]) -> list[dict]:
+    """Success and failure rates against α_D (Wilson 95 % intervals) of the plain saturating (α_D, 1) settings in
+    ``results``, beside the published ones (:data:`PUBLISHED_FIGURE1`) where the paper has that α_D."""
+    out = []
+    for r in results:
+        if r["loss"] != "alpha_sat" or r["alpha_g"] != 1.0 or r["gcann"] or r["r1_gamma"] or r["ema_beta"]:
+            continue
+        row = {k: r[k] for k in ("alpha_d", "n_seeds", "success", "success_ci95", "failure", "failure_ci95")}
+        pub = PUBLISHED_FIGURE1.get(round(r["alpha_d"], 6))
+        if pub is not None:
+            s, f, n = pub
+            row["published"] = {"n_seeds": n, "success": s / n, "success_ci95": list(wilson(s, n)),
+                                "failure": f / n, "failure_ci95": list(wilson(f, n))}
+        out.append(row)
+    return sorted(out, key=lambda r: r["alpha_d"])
+
+
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """Wilson score interval (95 % by default) of a proportion ``k / n``."""
     if n <= 0:
@@ -90,7 +132,7 @@ def summarise(run: RingRun, metrics: dict[str, torch.Tensor], settings: Sequence
         modes = metrics["modes_covered"][rows].double()
         hq = metrics["hq_ratio"][rows]
         out.append({
-            "setting": s.name, "loss": s.loss, "alpha_d": s.alpha_d, "alpha_g": s.alpha_g, "r1_gamma": s.r1,
+            "setting": s.name, "form": run.form, "loss": s.loss, "alpha_d": s.alpha_d, "alpha_g": s.alpha_g, "r1_gamma": s.r1,
             "ema_beta": s.ema, "gcann": s.gcann, "n_seeds": n,
             "success": succ / n, "success_ci95": list(wilson(succ, n)),
             "failure": fail / n, "failure_ci95": list(wilson(fail, n)),
@@ -119,8 +161,12 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
               n_train: int = N_TRAIN, eval_samples: int = TOY_EVAL_SAMPLES, curve_every: int = 1,
               curve_samples: int = 2_500, first_seed: int = 0, figures: bool = True, device: str = "cpu",
               tf32: bool = False, fused_adam: bool = False, checkpoint_every: int = 0, resume: bool = False,
-              log: Callable[[str], None] = print) -> list[dict]:
+              form: str = "source", alpha_sweep: bool = False, log: Callable[[str], None] = print) -> list[dict]:
     """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures.
+
+    ``form``: ``"source"`` (the authors' code) or ``"exact"`` (:data:`FORM_NOTES`). ``alpha_sweep``: also write
+    ``out/alpha_sweep.json`` and ``out/figure1.png`` (Figure 1 of the paper: coverage over epochs and success and
+    failure rates against α_D, beside the published rates) from the plain saturating (α_D, 1) settings.
 
     ``checkpoint_every = E`` saves the whole run to ``out/state.pt`` every E epochs and at the end;
     ``resume`` goes on from that file (same rows and configuration; more epochs allowed), and on the CPU
@@ -134,20 +180,21 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
     size = "full size (the source's)" if (n_seeds, epochs) == (FULL_SIZE["seeds"], FULL_SIZE["epochs"]) else \
         f"reduced size: {n_seeds} seeds x {epochs} epochs (the source: {FULL_SIZE['seeds']} x {FULL_SIZE['epochs']})"
     log(f"ring study: {len(settings)} settings x {n_seeds} seeds = {len(rows)} rows in one batch, {epochs} epochs "
-        f"of {n_train} points on {dataset}; {size}")
+        f"of {n_train} points on {dataset}; {size}; form: {form}")
     # a long run on the CPU: let malloc keep freed memory (gcann.sysmem: no page faults on re-allocation)
     malloc_kept = keep_freed_memory() if torch.device(device).type == "cpu" else False
     t0 = time.perf_counter()
     if resume and (out / "state.pt").is_file():
         log(f"  resuming from {out / 'state.pt'}")
-    run = train_ring([s for s, _ in rows], [k for _, k in rows], epochs=epochs, dataset=dataset, n_train=n_train,
+    run = train_ring([s for s, _ in rows], [k for _, k in rows], epochs=epochs, form=form, eval_samples=eval_samples,
+                     dataset=dataset, n_train=n_train,
                      curve_every=curve_every, curve_samples=curve_samples, device=device, tf32=tf32,
                      fused_adam=fused_adam, state_file=out / "state.pt", save_every=checkpoint_every,
                      resume=resume, progress=lambda e, n: log(f"  epoch {e}/{n}  ({time.perf_counter() - t0:.0f} s)"))
     metrics = evaluate_run(run, dataset, eval_samples)
     results = summarise(run, metrics, settings)
     meta = {
-        "dataset": dataset, "n_seeds": n_seeds, "epochs": epochs, "n_train": n_train, "eval_samples": eval_samples,
+        "form": form, "form_note": FORM_NOTES[form], "dataset": dataset, "n_seeds": n_seeds, "epochs": epochs, "n_train": n_train, "eval_samples": eval_samples,
         "size": size, "steps": run.steps, "rows": len(rows), "first_seed": first_seed,
         "r1_gamma": R1_GAMMA, "ema_beta": EMA_BETA, "seconds_train": run.time_total,
         "seconds_controllers": run.time_control,
@@ -160,7 +207,8 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     header = (f"Ring study ({dataset}): {size}; {eval_samples} evaluation samples per seed; R1 γ = {R1_GAMMA}, "
-              f"EMA β = {EMA_BETA}; success/failure with Wilson 95 % intervals.")
+              f"EMA β = {EMA_BETA}; success/failure with Wilson 95 % intervals.\n\nForm: **{form}**, "
+              f"{FORM_NOTES[form]}.")
     atomic_write_text(out / "results.md", markdown_table(results, header))
     curves = {"epochs": run.curve_epochs,
               "modes": [c["modes_covered"].tolist() for c in run.curve],
@@ -174,9 +222,16 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
                                                          ("modes_covered", "hq_ratio", "kl", "reverse_kl", "success",
                                                           "failure", "diverged")},
     }) + "\n")
+    if alpha_sweep:
+        sweep = alpha_sweep_summary(results)
+        atomic_write_text(out / "alpha_sweep.json", json.dumps({"form": form, "epochs": epochs, "rates": sweep,
+                                                                 "published_source": "metrics/ring_S_metrics.csv, "
+                                                                 "400 epochs"}, indent=1) + "\n")
     if figures:
-        from .plots import study_figures
+        from .plots import alpha_sweep_figure, study_figures
         study_figures(run, metrics, results, out, dataset=dataset)
+        if alpha_sweep:
+            alpha_sweep_figure(run, sweep, out / "figure1.png", dataset=dataset)
     log(f"ring study: {run.steps} steps in {run.time_total:.0f} s ({meta['ms_per_step']:.0f} ms/step for "
         f"{len(rows)} rows); controllers {100 * meta['controller_share']:.2f} % of it; wrote {out}/results.json")
     return results

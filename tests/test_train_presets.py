@@ -42,3 +42,34 @@ def test_paper_presets_carry_the_paper_setup():
     b = train_preset("bicar3d-dcg-gcann")
     assert (b.gcann_preset, b.lr_d, b.lr_g, b.resolution, b.arch) == ("paper-bicar3d", 1e-4, 1e-4, 64, "voxel")
     assert train_preset("celeba-dcgan").controller == "none"
+
+
+def test_the_alpha_gan_presets_carry_the_authors_values_and_their_lsun_networks():
+    """The (α_D, α_G)-GAN authors' image experiments (experiments/celeba.py, lsun_classroom.py, gan.py)."""
+    from gcann.models import build_models
+    from gcann.train.sweep import expand
+
+    for name in ("alphagan-celeba", "lsgan-celeba", "alphagan-lsun", "lsgan-lsun"):
+        cfg = train_preset(name)
+        assert (cfg.beta1, cfg.beta2, cfg.nz, cfg.width_g, cfg.width_d, cfg.epochs) == (0.9, 0.99, 100, 64, 64, 100)
+        assert cfg.lr_d == cfg.lr_g and cfg.controller == "none"
+        assert (cfg.resolution, cfg.batch_size) == ((64, 128) if "celeba" in name else (112, 64))
+        if name.startswith("alphagan"):
+            assert (cfg.loss, cfg.alpha_g, cfg.alpha_clamp) == ("alpha_ns", 1.0, 1e-7)
+        else:
+            assert (cfg.loss, cfg.lsgan_a, cfg.lsgan_b, cfg.lsgan_c) == ("lsgan", 0.0, 1.0, 1.0)
+    # their LSUN networks: ConvT(100, 512, 7) then 7 → 14 → 28 → 56 → 112; D mirrors it, ending in Conv(512, 1, 7)
+    G, D = build_models("dcgan", resolution=112, channels=3, nz=100)
+    convs = [m for m in G.net if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in convs] == \
+        [(100, 512, 7), (512, 256, 4), (256, 128, 4), (128, 64, 4), (64, 3, 4)]
+    assert all(m.bias is None for m in convs)
+    assert G(torch.randn(2, 100)).shape == (2, 3, 112, 112) and D(torch.randn(2, 3, 112, 112)).shape == (2,)
+    last = [m for m in D.net if isinstance(m, torch.nn.Conv2d)][-1]
+    assert (last.in_channels, last.out_channels, last.kernel_size[0]) == (512, 1, 7)
+    # the sweep's lr key sets both rates; their grids over α_D and the rate
+    runs = expand("alphagan-celeba", [1, 2], {"alpha_d": [0.6, 1.0], "lr": [1e-4, 6e-4]})
+    assert len(runs) == 8 and {(c.alpha_d, c.lr_d, c.lr_g) for _, c in runs} == \
+        {(a, r, r) for a in (0.6, 1.0) for r in (1e-4, 6e-4)}
+    with pytest.raises(ValueError, match="lr sets lr_d and lr_g together"):
+        expand("alphagan-celeba", [1], {"lr": [1e-4], "lr_d": [2e-4]})

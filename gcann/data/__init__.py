@@ -20,15 +20,17 @@ from gcann.data.base import DataError, DataWarning, TensorSet, cache_root
 from gcann.data.biped import build_biped
 from gcann.data.digits import build_fashion_mnist, build_mnist5k, read_idx
 from gcann.data.images import ImageFolderSet, build_celeba, build_images
+from gcann.data.lsun import LMDBImageSet, build_lsun
 from gcann.data.voxel import build_bicar3d, build_meshes, build_random_meshes, voxelize_mesh
 
-__all__ = ["DATASETS", "DataError", "DataWarning", "ImageFolderSet", "TensorSet", "build_dataset", "cache_root",
+__all__ = ["DATASETS", "DataError", "DataWarning", "ImageFolderSet", "LMDBImageSet", "TensorSet", "build_dataset", "cache_root",
            "dataset_key", "read_idx", "voxelize_mesh"]
 
 #: dataset name -> builder ``fn(root, *, resolution, cache_dir, **options)``
 DATASETS: dict[str, Callable[..., Any]] = {
     "celeba": build_celeba,
     "images": build_images,
+    "lsun": build_lsun,
     "fashion-mnist": build_fashion_mnist,
     "mnist5k": build_mnist5k,
     "bicar3d": build_bicar3d,

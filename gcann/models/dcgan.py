@@ -1,4 +1,4 @@
-"""DCGAN generators and discriminators (Radford et al., 2016) for 64×64, 32×32 and 28×28 images.
+"""DCGAN generators and discriminators (Radford et al., 2016) for 64×64, 32×32, 28×28 and 112×112 images.
 
 Transposed convolutions with BatchNorm and ReLU in the generator (Tanh output
 in [-1, 1]); strided convolutions with BatchNorm and LeakyReLU(0.2) in the
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 __all__ = ["DCGANDiscriminator", "DCGANGenerator", "RESOLUTIONS", "dcgan_weights_init", "norm_layer"]
 
 #: resolution -> (size of the first feature map, number of stride-2 doublings)
-RESOLUTIONS = {64: (4, 4), 32: (4, 3), 28: (7, 2)}
+RESOLUTIONS = {64: (4, 4), 32: (4, 3), 28: (7, 2), 112: (7, 4)}   # 112: the (α_D, α_G)-GAN authors' LSUN networks
 
 
 def dcgan_weights_init(module: nn.Module) -> None:

@@ -27,13 +27,19 @@ __all__ = ["collect", "expand", "run_config", "submit"]
 
 def expand(preset: str, seeds: list[int], grid: dict[str, list[Any]],
            overrides: dict[str, Any] | None = None) -> list[tuple[str, TrainConfig]]:
-    """``(name, config)`` for every point of seeds × grid (validated before anything is submitted)."""
+    """``(name, config)`` for every point of seeds × grid (validated before anything is submitted). Grid keys are
+    config fields, and ``lr``, which sets ``lr_d`` and ``lr_g`` to the same value."""
     keys = list(grid)
     runs = []
+    if "lr" in keys and ({"lr_d", "lr_g"} & set(keys) or {"lr_d", "lr_g"} & set(overrides or {})):
+        raise ValueError("the grid key lr sets lr_d and lr_g together; do not also give lr_d or lr_g")
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
+        fields = {k: v for k, v in point.items() if k != "lr"}
+        if "lr" in point:   # one rate for both networks (the (α_D, α_G)-GAN authors' grids)
+            fields.update(lr_d=point["lr"], lr_g=point["lr"])
         for seed in seeds:
-            cfg = train_preset(preset, **{**(overrides or {}), **point, "seed": seed})
+            cfg = train_preset(preset, **{**(overrides or {}), **fields, "seed": seed})
             tag = "-".join(f"{k}={_tag(v)}" for k, v in point.items())
             runs.append((f"{preset}{'-' + tag if tag else ''}-seed{seed}", cfg))
     names = [n for n, _ in runs]

@@ -21,8 +21,12 @@ size, ``--study-seeds`` (200) seeds, for E epochs of 390 steps with the coverage
 projects the time of the full 400 epochs from it; the per-seed loop's projection is the per-seed-step
 time measured above × 200 seeds × 156,000 steps.
 
+``--profile`` also prints the batched step's operators and kernels (torch.profiler, sorted by their own time
+on the device) over ``--steps`` steps: what to read before choosing a lever. ``--form`` chooses the study's form
+(source: the authors' code, the default; exact).
+
 Usage: python benchmarks/bench_ring.py [--seeds 64] [--steps 10] [--device cpu|cuda] [--study-epochs E]
-       [--out benchmarks/results/bench_ring.txt]
+       [--form source|exact] [--profile] [--out benchmarks/results/bench_ring.txt]
 """
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--study-epochs", type=int, default=0)
     ap.add_argument("--study-seeds", type=int, default=200)
+    ap.add_argument("--form", choices=("source", "exact"), default="source")
+    ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     dev = torch.device(a.device)
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
@@ -70,7 +76,7 @@ def main() -> None:
         sync()
         t = time.perf_counter()
         run = train_ring([plain] * m, list(range(seed0, seed0 + m)), epochs=k, n_train=128, curve_every=0,
-                         device=dev, progress=mark)
+                         device=dev, progress=mark, form=a.form)
         sync()
         return time.perf_counter() - t, [b - a for a, b in zip(marks, marks[1:])], run
 
@@ -93,10 +99,11 @@ def main() -> None:
     from dataclasses import replace
     cfg = replace(cfg, baseline_steps=0)
     ctl = train_ring([gcann] * n, list(range(n)), gcann_config=cfg, epochs=1, max_steps=steps,
-                     n_train=128 * (steps + 1), curve_every=0, device=dev)
+                     n_train=128 * (steps + 1), curve_every=0, device=dev, form=a.form)
 
     lines = [
-        f"bench_ring: {n} seeds, seed 002's networks, batch 128, ns(1,1); each call {WARM} + {steps} steps",
+        f"bench_ring: {n} seeds, seed 002's networks, batch 128, ns(1,1), {a.form} form; each call {WARM} + {steps} "
+        f"steps",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, device {dev_name}; "
         f"malloc keeps freed memory (gcann.sysmem): {malloc_kept}",
@@ -118,8 +125,13 @@ def main() -> None:
                         f"rate ({rate / 1e9:.0f} GFLOP/s, G's 400-wide products) = {1e3 * flops / rate:.2f} ms per "
                         f"seed-step; no batched form doing the same arithmetic beats the per-seed loop by more than "
                         f"{step_l / n / (flops / rate):.2f}x here")
+    if floor is not None:
+        lines.insert(7, f"  batched step against the floor: {flops / rate * n / step_b:.0%} of the matmul floor's speed, "
+                        f"{step_l / step_b / (step_l / n / (flops / rate)):.0%} of the largest ratio (goal >= 90 %)")
+    if a.profile:
+        lines += profile_step(plain, n, steps, dev, a.form)
     if a.study_epochs:
-        full_steps = 400 * 390
+        full_steps = 400 * (391 if a.form == "source" else 390)
         ns = a.study_seeds
         loop_proj = step_l / n * ns * full_steps
         runs = {}
@@ -127,7 +139,7 @@ def main() -> None:
                     (True, a.study_epochs, True, False), (True, a.study_epochs, True, True),
                     (False, max(1, a.study_epochs // 5), False, False))
         for graph, epochs, tf32, fused in variants:
-            kw = dict(curve_every=1, device=dev, cuda_graph=graph, tf32=tf32, fused_adam=fused)
+            kw = dict(curve_every=1, device=dev, cuda_graph=graph, tf32=tf32, fused_adam=fused, form=a.form)
             step = "CUDA graph" if graph and dev.type == "cuda" else "eager"
             name = f"{step}, {'TF32' if tf32 else 'fp32'} matmuls" + (", Adam as one fused kernel" if fused else "")
             try:
@@ -149,7 +161,7 @@ def main() -> None:
             ]
         n_cmp = runs[False, False, False].steps
         check = train_ring([plain] * ns, list(range(ns)), epochs=max(1, a.study_epochs // 5), curve_every=0,
-                           device=dev, cuda_graph=True)
+                           device=dev, cuda_graph=True, form=a.form)
         diff = max(float((x - y).abs().max()) for x, y in zip(check.g_params, runs[False, False, False].g_params))
         lines.append(f"CUDA graph vs eager after {n_cmp} steps: generator weights differ by at most {diff:.1e}")
     text = "\n".join(lines) + "\n"
@@ -157,6 +169,20 @@ def main() -> None:
     if a.out:
         from gcann.fileio import atomic_write_text
         atomic_write_text(a.out, text)
+
+
+def profile_step(setting, n: int, steps: int, dev: torch.device, form: str, top: int = 15) -> list[str]:
+    """The operators (CPU) or kernels (CUDA) of ``steps`` batched steps of ``n`` seeds, by their own time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    kw = dict(n_train=128, curve_every=0, device=dev, form=form)
+    train_ring([setting] * n, list(range(n)), epochs=2, **kw)                      # warm-up
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        train_ring([setting] * n, list(range(n)), epochs=steps, **kw)
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=48)
+    return [f"profile of {steps} batched steps of {n} seeds (set-up included), by {key}:", *table.splitlines()]
 
 
 def matmul_floor(n: int, dev: torch.device, reps: int = 5) -> tuple[float, float]:

@@ -212,11 +212,11 @@ def _source_models(seed):
 
 def test_the_source_pools_are_the_authors_draws_and_every_seed_shares_them():
     train, test, noise, test_noise = _source_pools_by_their_code(300, 100)
-    pools = source_pools(ring_modes(), 300, 100)
+    pools = source_pools("ring", 300, 100)
     assert torch.equal(pools.train_data, torch.stack(train)) and torch.equal(pools.test_data, torch.stack(test))
     assert torch.equal(pools.train_codes, torch.stack(noise)) and torch.equal(pools.test_codes, torch.stack(test_noise))
     # the default size: 50,000 points in 391 batches, the last of 80
-    st = SourceStreams(source_pools(ring_modes(), 50_000, 10), [data_generator(0), data_generator(1)])
+    st = SourceStreams(source_pools("ring", 50_000, 10), [data_generator(0), data_generator(1)])
     assert st.batches_per_epoch == 391 and st.data.shape == (50_000, 2)
     for _ in range(390):
         x, z, n = st.batch()
@@ -245,7 +245,7 @@ def test_source_batches_are_the_authors_dataloaders_batches(seed):
     gens = [data_generator(s) for s in (5, seed, 6)]
     for g in gens:   # the streams start after the seed's initial weights, G's then D's
         init_mlp(GENERATOR, [g]), init_mlp(DISCRIMINATOR, [g])
-    st = SourceStreams(source_pools(ring_modes(), 300, 100), gens)
+    st = SourceStreams(source_pools("ring", 300, 100), gens)
     for z_theirs, x_theirs in theirs:
         x, z, n = st.batch()
         m = len(x_theirs)

@@ -178,3 +178,24 @@ def test_study_user_errors_are_one_line(tmp_path, capsys, args, msg):
     err = capsys.readouterr().err
     assert err.startswith("gcann: error: ") and msg in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_the_full_size_part_runs_at_a_tiny_size_and_writes_small_results(tmp_path):
+    """benchmarks/ring_full.sh (cuda_all.sh's ring-full part) on the CPU with a tiny size appended: it writes
+    results.json and results.md (each far under 16 MiB) and no state file."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ring_full.sh"
+    env = {**os.environ, "RING_DEVICE": "cpu"}
+    proc = subprocess.run(["bash", str(script), str(tmp_path), "--seeds", "1", "--epochs", "1", "--n-train", "200",
+                           "--eval-samples", "300", "--curve-samples", "100"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "ring-full"
+    results = json.loads((out / "results.json").read_text())
+    assert [r["setting"] for r in results] == ["sat(1,1)", "sat(0.3,1)", "ns(1,1)", "ns(0.5,1.2)"]
+    assert {r["form"] for r in results} == {"source"}
+    for name in ("results.json", "results.md"):
+        assert 0 < (out / name).stat().st_size < 16 * 2**20
+    assert not (out / "state.pt").exists()

@@ -25,6 +25,7 @@ Either way a seed only advances its own streams, and only when it draws, so seed
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -159,11 +160,14 @@ class SourcePools:
     test_codes: Tensor     # (n_test, 2) float32: the final evaluation's codes (and, first ones, the curve's)
 
 
-def source_pools(modes: ToyModes, n_train: int = N_TRAIN, n_test: int = TOY_EVAL_SAMPLES) -> SourcePools:
+@functools.lru_cache(maxsize=4)
+def source_pools(dataset: str = "ring", n_train: int = N_TRAIN, n_test: int = TOY_EVAL_SAMPLES) -> SourcePools:
     """The pools as ``experiments/2D.py`` draws them under seed 1: NumPy's ``choice`` of modes and one
     ``torch.randn(2)`` per point (training set, then test set), then ``torch.randn(n, 2)`` for the
     training codes and for the test codes. ``n_test`` changes the training codes too (they are drawn
-    after the test points), as in that code."""
+    after the test points), as in that code. The pools are kept (the last few asked for) and must not be
+    changed in place."""
+    modes = dataset_modes(dataset)
     gen = torch.Generator().manual_seed(SOURCE_DATA_SEED)
     rng = np.random.RandomState(SOURCE_DATA_SEED)
     means = modes.means.float()                 # torch.Tensor([cos, sin]): float32

@@ -224,7 +224,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     D = [p.to(dev) for p in init_mlp(DISCRIMINATOR, data_gens)]
     source = form == "source"
     if source:
-        pools = source_pools(modes, n_train, eval_samples)
+        pools = source_pools(dataset, n_train, eval_samples)
         stream = SourceStreams(pools, data_gens, batch_size)
     else:
         stream = SeedStreams(modes, data_gens, noise_gens, n_train, batch_size)

@@ -17,7 +17,8 @@ def ring():
 @click.option("--seeds", type=int, default=None, metavar="N",
               help="seeds per setting [default: 2 (CPU size); the source: 200]")
 @click.option("--epochs", type=int, default=None, metavar="N",
-              help="epochs of 50,000 points (390 steps of 128) [default: 2 (CPU size); the source: 400]")
+              help="epochs of 50,000 points (391 steps of 128 in the source form, 390 in the exact form) "
+                   "[default: 2 (CPU size); the source: 400]")
 @click.option("--full", is_flag=True, help="the source's size: 200 seeds x 400 epochs (a GPU job)")
 @click.option("--settings", default=None, metavar="NAMES",
               help="settings separated by spaces or ';', e.g. 'sat(0.3,1) ns(0.5,1.2)+gcann lsgan+r1' "

@@ -24,6 +24,11 @@ controller, ``docs/training.md``, with ``lag = 1``):
 Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
 ``PENALTIES["r1"]``; hyper-parameters are per row.
 
+``form`` (:mod:`gcann.ring.data`): ``"source"`` trains as the authors' code does (shared data and
+code pools, the short last batch kept, padded and averaged over its valid points, the α-losses'
+σ clamped at 1e-7); ``"exact"`` is the project's exact form (a data set and fresh codes per seed,
+full batches, exact losses).
+
 With ``state_file`` and ``save_every`` the whole run is saved at the ends of
 epochs, and ``resume`` goes on from the saved state; on the CPU a resumed run
 equals the uninterrupted one bit for bit.

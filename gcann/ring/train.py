@@ -284,13 +284,13 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         plain = torch.cat([reduce(GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))),
                                   _part(n, a, b)) for a, b, name in loss_groups])
         total = plain
-        counts = n
         for a, b in r1_groups:
-            n = b - a
+            rows = b - a
             sub = select(D, a, b)
-            pen = PENALTIES["r1"].fn(lambda x: d_out(sub, x.view(n, B, 2)).reshape(-1), x_real[a:b].reshape(n * B, 2),
-                                     None, None, {"gamma": r1_gamma[a:b].repeat_interleave(B)})
-            total = torch.cat([total[:a], total[a:b] + reduce(pen.view(n, B), _part(counts, a, b)), total[b:]])
+            pen = PENALTIES["r1"].fn(lambda x: d_out(sub, x.view(rows, B, 2)).reshape(-1),
+                                     x_real[a:b].reshape(rows * B, 2), None, None,
+                                     {"gamma": r1_gamma[a:b].repeat_interleave(B)})
+            total = torch.cat([total[:a], total[a:b] + reduce(pen.view(rows, B), _part(n, a, b)), total[b:]])
         return total, plain
 
     def g_loss(fake: Tensor, n: Tensor | None) -> Tensor:

@@ -70,7 +70,30 @@ def eval_generator(seed: int, final: bool = False) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) + ((3 if final else 2) << 32))
 
 
-class SeedStreams:
+class _SavedStreams:
+    """Saving and restoring streams: the tensors named in ``_STATE`` and the generators in the lists ``_GENS``."""
+
+    _STATE: tuple[str, ...] = ()
+    _GENS: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict:
+        """Everything the streams need to go on as if never stopped (tensors and generator states)."""
+        out = {k: getattr(self, k).clone() for k in self._STATE}
+        out.update({name: [g.get_state() for g in getattr(self, name)] for name in self._GENS})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATE:
+            if state[k].shape != getattr(self, k).shape:
+                raise ValueError(f"stream state {k!r} has shape {tuple(state[k].shape)}, this run "
+                                 f"{tuple(getattr(self, k).shape)}")
+            setattr(self, k, state[k].clone())
+        for name in self._GENS:
+            for g, st in zip(getattr(self, name), state[name]):
+                g.set_state(st)
+
+
+class SeedStreams(_SavedStreams):
     """Training points and latent codes of ``S`` seeds, each from its own generators.
 
     ``data_gens`` must already have drawn the seeds' initial weights (the training
@@ -128,22 +151,7 @@ class SeedStreams:
             self.epochs[k] += 1
 
     _STATE = ("data", "order", "batch_pos", "epochs", "noise", "noise_pos")
-
-    def state_dict(self) -> dict:
-        """Everything the streams need to go on as if never stopped (tensors and generator states)."""
-        out = {k: getattr(self, k).clone() for k in self._STATE}
-        out["data_gens"] = [g.get_state() for g in self.data_gens]
-        out["noise_gens"] = [g.get_state() for g in self.noise_gens]
-        return out
-
-    def load_state_dict(self, state: dict) -> None:
-        for k in self._STATE:
-            if state[k].shape != getattr(self, k).shape:
-                raise ValueError(f"stream state {k!r} has shape {tuple(state[k].shape)}, this run "
-                                 f"{tuple(getattr(self, k).shape)}")
-            setattr(self, k, state[k].clone())
-        for g, st in zip(self.data_gens + self.noise_gens, state["data_gens"] + state["noise_gens"]):
-            g.set_state(st)
+    _GENS = ("data_gens", "noise_gens")
 
     def _all(self, mask: Tensor | None) -> Tensor:
         return torch.ones(self.n_seeds, dtype=torch.bool) if mask is None else mask
@@ -193,7 +201,7 @@ def _loader_orders(gen: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
             torch.randperm(n, generator=torch.Generator().manual_seed(seed_points)))
 
 
-class SourceStreams:
+class SourceStreams(_SavedStreams):
     """Batches of ``S`` seeds as the authors' code makes them: shared pools, per-seed shuffles, the last
     short batch kept (padded with zeros; :meth:`batch` gives each row's count of valid points).
 
@@ -238,19 +246,5 @@ class SourceStreams:
         _, z, n = self.batch(mask)
         return z, n
 
-    _STATE = ("order_codes", "order_points", "batch_pos", "epochs")
-
-    def state_dict(self) -> dict:
-        """Everything the streams need to go on as if never stopped (the pools are redrawn from seed 1)."""
-        out = {k: getattr(self, k).clone() for k in self._STATE}
-        out["data_gens"] = [g.get_state() for g in self.data_gens]
-        return out
-
-    def load_state_dict(self, state: dict) -> None:
-        for k in self._STATE:
-            if state[k].shape != getattr(self, k).shape:
-                raise ValueError(f"stream state {k!r} has shape {tuple(state[k].shape)}, this run "
-                                 f"{tuple(getattr(self, k).shape)}")
-            setattr(self, k, state[k].clone())
-        for g, st in zip(self.data_gens, state["data_gens"]):
-            g.set_state(st)
+    _STATE = ("order_codes", "order_points", "batch_pos", "epochs")   # the pools are redrawn from seed 1
+    _GENS = ("data_gens",)

@@ -104,23 +104,32 @@ def _list_images(folder: Path, recursive: bool) -> list[Path]:
     return sorted(out)
 
 
-def _check_image(path: Path, verify: str) -> str | None:
-    """None when ``path`` passes the ``verify`` check, else the reason it fails."""
+def check_decodable(src: Any, verify: str) -> str | None:
+    """None when the image in ``src`` (a path or a binary file object) passes the ``verify`` check
+    (``"header"``: the header parses; ``"full"``: the image decodes; ``"none"``: no check), else the reason."""
     from PIL import Image
 
+    if verify == "none":
+        return None
     try:
-        if path.stat().st_size == 0:
-            return "empty file"
-        if verify == "none":
-            return None
-        with Image.open(path) as img:  # reads the header only
+        with Image.open(src) as img:  # reads the header only
             if img.width < 1 or img.height < 1:
                 return "zero-sized image"
             if verify == "full":
                 img.load()
-    except Exception as e:  # noqa: BLE001 -- any decoder failure makes the file unusable
+    except Exception as e:  # noqa: BLE001 -- any decoder failure makes the image unusable
         return (str(e).splitlines() or [type(e).__name__])[0]
     return None
+
+
+def _check_image(path: Path, verify: str) -> str | None:
+    """None when ``path`` passes the ``verify`` check, else the reason it fails."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+    except OSError as e:
+        return (str(e).splitlines() or [type(e).__name__])[0]
+    return check_decodable(path, verify)
 
 
 def _index(folder: Path, files: list[Path], verify: str, cache_dir: Any) -> tuple[list[Path], list[tuple[str, str]]]:

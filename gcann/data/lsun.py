@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from gcann.data.base import DataError, DataWarning, cache_root, content_key, warn_skipped
-from gcann.data.images import PREPROCESS_VERSION, VERIFY_MODES, _options, preprocess
+from gcann.data.images import PREPROCESS_VERSION, _options, check_decodable, preprocess
 from gcann.fileio import atomic_write_text
 
 __all__ = ["LMDBImageSet", "build_lsun", "LSUN_SPLITS"]
@@ -111,21 +111,7 @@ class LMDBImageSet(Dataset):
 
 def _check_record(buf: bytes, verify: str) -> str | None:
     """None when an encoded image passes the ``verify`` check, else the reason it fails."""
-    from PIL import Image
-
-    if not buf:
-        return "empty record"
-    if verify == "none":
-        return None
-    try:
-        with Image.open(io.BytesIO(buf)) as img:
-            if img.width < 1 or img.height < 1:
-                return "zero-sized image"
-            if verify == "full":
-                img.load()
-    except Exception as e:  # noqa: BLE001 -- any decoder failure makes the record unusable
-        return (str(e).splitlines() or [type(e).__name__])[0]
-    return None
+    return "empty record" if not buf else check_decodable(io.BytesIO(buf), verify)
 
 
 def _index(path: Path, verify: str, cache_dir: Any) -> tuple[list[bytes], list[tuple[str, str]], list]:

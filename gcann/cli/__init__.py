@@ -4,14 +4,17 @@
 * ``gcann train``, ``gcann sample``  training runs (:mod:`gcann.cli.train`)
 * ``gcann sweep``  many runs through submitit (:mod:`gcann.cli.sweep`)
 
-User mistakes are reported as one line on stderr (``gcann: error: ...``) with
-exit status 2; nothing is half-written (outputs are written to a temporary file
+User mistakes (any :class:`gcann.errors.GcannError`, or a click usage error) are
+reported here, once, as one line on stderr (``gcann: error: ...``) with exit status 2
+(3 for a diverged run); any other exception is a bug and keeps its traceback; nothing is half-written (outputs are written to a temporary file
 and moved into place, :mod:`gcann.fileio`).
 """
 from __future__ import annotations
 
 
 import click
+
+from gcann.errors import GcannError, one_line
 
 from .common import UserError
 from . import metrics as _metrics
@@ -47,4 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.format_message().replace("\n", " ")
         click.echo(f"gcann: error: {msg}", err=True)
         return e.exit_code if e.exit_code not in (0, 1) else 2
+    except GcannError as e:
+        click.echo(f"gcann: error: {one_line(e)}", err=True)
+        return e.exit_code
     return 0

@@ -22,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from os import PathLike
 from typing import Any, Literal
 
+from gcann.errors import GcannError
+
 __all__ = [
+    "ControllerError",
     "Decision",
     "Event",
     "GCANNConfig",
@@ -55,7 +58,11 @@ G_OVERPOWERING = "g_overpowering"
 _STATE_VERSION = 2
 
 
-class NonFiniteLossError(ValueError):
+class ControllerError(GcannError, ValueError):
+    """A controller setting or saved state that cannot be used (one line for the user)."""
+
+
+class NonFiniteLossError(ControllerError):
     """A loss passed to :meth:`GCANNController.observe` was NaN or infinite."""
 
 
@@ -216,7 +223,7 @@ def _is_int(v: object) -> bool:
 
 def _require(ok: bool, name: str, value: object, expected: str) -> None:
     if not ok:
-        raise ValueError(f"GCANNConfig.{name} must be {expected}, got {value!r}")
+        raise ControllerError(f"GCANNConfig.{name} must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -675,14 +682,14 @@ class GCANNController:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` output (possibly after a JSON round trip).
 
-        Raises ``ValueError`` if the state was saved under a different
+        Raises :class:`ControllerError` if the state was saved under a different
         :class:`GCANNConfig`, naming the fields that differ.
         """
         if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"unsupported GCANN controller state version {state.get('version')!r} "
+            raise ControllerError(f"unsupported GCANN controller state version {state.get('version')!r} "
                              f"(this controller reads version {_STATE_VERSION})")
         if not isinstance(state.get("config"), dict):
-            raise ValueError("GCANN controller state has no config to check against")
+            raise ControllerError("GCANN controller state has no config to check against")
         self._check_config(state["config"])
         self._step = int(state["step"])
         self._lr_d = float(state["lr_d"])
@@ -725,7 +732,7 @@ class GCANNController:
             if (n in saved) != (n in current) or saved.get(n) != current.get(n)
         ]
         if diffs:
-            raise ValueError("GCANN controller state was saved under a different config: " + "; ".join(diffs))
+            raise ControllerError("GCANN controller state was saved under a different config: " + "; ".join(diffs))
 
     def write_events_jsonl(self, path: str | PathLike[str]) -> None:
         """Write every event as one JSON object per line (atomically: a temporary file renamed over ``path``)."""

@@ -40,7 +40,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from gcann.controller import GCANNConfig
+from gcann.controller import ControllerError, GCANNConfig
 
 __all__ = [
     "Metric",
@@ -64,7 +64,7 @@ def pairwise_distances(x: Tensor, metric: Metric = "l2", eps: float = 1e-12) -> 
     feature vectors). ``eps`` keeps the square root differentiable at 0.
     """
     if x.dim() < 2 or x.shape[0] < 2:
-        raise ValueError(f"need a batch of at least 2 samples, got shape {tuple(x.shape)}")
+        raise ControllerError(f"need a batch of at least 2 samples, got shape {tuple(x.shape)}")
     flat = x.reshape(x.shape[0], -1)
     if metric == "l2":
         centred = flat - flat.mean(dim=0, keepdim=True)  # translation-invariant; reduces cancellation
@@ -75,7 +75,7 @@ def pairwise_distances(x: Tensor, metric: Metric = "l2", eps: float = 1e-12) -> 
     if metric == "cosine":
         unit = torch.nn.functional.normalize(flat, dim=1, eps=1e-8)
         return (1 - unit @ unit.T).clamp(0, 2)
-    raise ValueError(f"unknown diversity metric {metric!r}; use 'l2' or 'cosine'")
+    raise ControllerError(f"unknown diversity metric {metric!r}; use 'l2' or 'cosine'")
 
 
 def mean_pairwise_distance(x: Tensor, metric: Metric = "l2") -> Tensor:
@@ -91,7 +91,7 @@ def sameness(x: Tensor, *, metric: Metric = "l2", scale: float = 1.0) -> Tensor:
     ``scale`` is the mean distance at which ``u`` has fallen to ``1 - tanh(1)`` ≈ 0.24.
     """
     if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+        raise ControllerError(f"scale must be > 0, got {scale}")
     return 1 - torch.tanh(mean_pairwise_distance(x, metric) / scale)
 
 
@@ -111,7 +111,7 @@ def diversity_loss(
     which can exceed ``topend`` by one unit in the last place.
     """
     if not bottomend < topend:
-        raise ValueError(f"need bottomend < topend, got {bottomend} and {topend}")
+        raise ControllerError(f"need bottomend < topend, got {bottomend} and {topend}")
     loss = bottomend + (topend - bottomend) * sameness(x, metric=metric, scale=scale)
     return loss.clamp(bottomend, topend)
 
@@ -135,11 +135,11 @@ def paper_diversity_loss(
     with the paper's values (weight 1, topend 3 or 5) it never is.
     """
     if not bottomend < topend:
-        raise ValueError(f"need bottomend < topend, got {bottomend} and {topend}")
+        raise ControllerError(f"need bottomend < topend, got {bottomend} and {topend}")
     if not topend > 0:
-        raise ValueError(f"need topend > 0 (the formula divides by 1 - exp(-topend)), got {topend}")
+        raise ControllerError(f"need topend > 0 (the formula divides by 1 - exp(-topend)), got {topend}")
     if not (math.isfinite(weight) and weight >= 0):
-        raise ValueError(f"weight must be a finite number >= 0, got {weight}")
+        raise ControllerError(f"weight must be a finite number >= 0, got {weight}")
     loss = bottomend + sameness(x, metric=metric, scale=scale) * weight / (1 - math.exp(-topend))
     return loss.clamp(bottomend, topend)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from gcann.controller import GCANNConfig
+from gcann.controller import ControllerError, GCANNConfig
 
 __all__ = ["PRESETS", "Preset", "preset"]
 
@@ -38,7 +38,7 @@ class Preset:
         """The :class:`GCANNConfig` of this preset, with optional overrides."""
         unknown = sorted(set(overrides) - _CONFIG_FIELDS)
         if unknown:
-            raise ValueError(f"unknown GCANNConfig field(s) for preset {self.name!r}: {', '.join(unknown)}")
+            raise ControllerError(f"unknown GCANNConfig field(s) for preset {self.name!r}: {', '.join(unknown)}")
         spe = self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch
         kwargs = {**self.values, **overrides}
         if "baseline_steps" in overrides:
@@ -126,5 +126,5 @@ def preset(name: str, *, steps_per_epoch: int | None = None, **overrides: Any) -
     try:
         p = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown GCANN preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
+        raise ControllerError(f"unknown GCANN preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
     return p.config(steps_per_epoch=steps_per_epoch, **overrides)

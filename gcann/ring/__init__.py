@@ -10,6 +10,8 @@
 
 See ``docs/ring.md``.
 """
-from .train import EMA_BETA, LR, R1_GAMMA, RingRun, RingSetting, evaluate_run, ring_gcann_config, train_ring
+from .data import RingError
+from .train import EMA_BETA, LR, R1_GAMMA, RingRun, RingSetting, StateError, evaluate_run, ring_gcann_config, train_ring
 
-__all__ = ["EMA_BETA", "LR", "R1_GAMMA", "RingRun", "RingSetting", "evaluate_run", "ring_gcann_config", "train_ring"]
+__all__ = ["EMA_BETA", "LR", "R1_GAMMA", "RingError", "RingRun", "RingSetting", "StateError", "evaluate_run",
+           "ring_gcann_config", "train_ring"]

@@ -34,9 +34,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gcann.errors import GcannError
 from gcann.metrics.toy import TOY_EVAL_SAMPLES, ToyModes, grid_modes, ring_modes
 
-__all__ = ["DATASETS", "FORMS", "N_TRAIN", "BATCH_SIZE", "SOURCE_DATA_SEED", "SeedStreams", "SourcePools",
+
+class RingError(GcannError, ValueError):
+    """A ring-study request or saved state that cannot be used (one line for the user)."""
+
+
+__all__ = ["DATASETS", "FORMS", "N_TRAIN", "BATCH_SIZE", "RingError", "SOURCE_DATA_SEED", "SeedStreams", "SourcePools",
            "SourceStreams", "dataset_modes", "data_generator", "noise_generator", "eval_generator", "source_pools"]
 
 N_TRAIN = 50_000      # training points per seed, as the source
@@ -50,7 +56,7 @@ DATASETS = {"ring": ring_modes, "grid": grid_modes}  # 8 Gaussians on the unit c
 
 def dataset_modes(name: str) -> ToyModes:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+        raise RingError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     return DATASETS[name]()
 
 
@@ -85,7 +91,7 @@ class _SavedStreams:
     def load_state_dict(self, state: dict) -> None:
         for k in self._STATE:
             if state[k].shape != getattr(self, k).shape:
-                raise ValueError(f"stream state {k!r} has shape {tuple(state[k].shape)}, this run "
+                raise RingError(f"stream state {k!r} has shape {tuple(state[k].shape)}, this run "
                                  f"{tuple(getattr(self, k).shape)}")
             setattr(self, k, state[k].clone())
         for name in self._GENS:
@@ -103,7 +109,7 @@ class SeedStreams(_SavedStreams):
     def __init__(self, modes: ToyModes, data_gens: Sequence[torch.Generator], noise_gens: Sequence[torch.Generator],
                  n_train: int = N_TRAIN, batch_size: int = BATCH_SIZE) -> None:
         if n_train < batch_size:
-            raise ValueError(f"n_train ({n_train}) must be at least the batch size ({batch_size})")
+            raise RingError(f"n_train ({n_train}) must be at least the batch size ({batch_size})")
         self.data_gens, self.noise_gens = list(data_gens), list(noise_gens)
         self.n_seeds, self.batch_size = len(self.data_gens), batch_size
         self.batches_per_epoch = n_train // batch_size
@@ -210,7 +216,7 @@ class SourceStreams(_SavedStreams):
     def __init__(self, pools: SourcePools, data_gens: Sequence[torch.Generator], batch_size: int = BATCH_SIZE) -> None:
         n = pools.train_data.shape[0]
         if n < 1:
-            raise ValueError("the training set is empty")
+            raise RingError("the training set is empty")
         self.data, self.pool = pools.train_data, pools.train_codes          # (N, 2), shared by every seed
         self.data_gens = list(data_gens)
         self.n_seeds, self.batch_size = len(self.data_gens), batch_size

@@ -21,7 +21,7 @@ from gcann.fileio import atomic_write_text
 from gcann.metrics.toy import TOY_EVAL_SAMPLES
 from gcann.sysmem import keep_freed_memory
 
-from .data import N_TRAIN
+from .data import N_TRAIN, RingError
 from .train import EMA_BETA, R1_GAMMA, RingRun, RingSetting, evaluate_run, train_ring
 
 __all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "ALPHA_SWEEP", "PUBLISHED_FIGURE1", "FORM_NOTES",
@@ -65,23 +65,23 @@ def parse_settings(text: str | Sequence[str]) -> list[RingSetting]:
     spaces or semicolons). ``+r1`` uses γ = R1_GAMMA, ``+ema`` β = EMA_BETA."""
     names = text.replace(";", " ").split() if isinstance(text, str) else list(text)
     if not names:
-        raise ValueError("no settings given")
+        raise RingError("no settings given")
     out = []
     for name in names:
         m = _NAME.match(name.replace(" ", ""))
         if not m:
-            raise ValueError(f"unknown setting {name!r}; write e.g. sat(0.3,1), ns(0.5,1.2)+gcann, lsgan+r1, "
+            raise RingError(f"unknown setting {name!r}; write e.g. sat(0.3,1), ns(0.5,1.2)+gcann, lsgan+r1, "
                              f"nsgan+ema (variants +gcann, +r1, +ema)")
         kind, ad, ag, plain, variants = m.groups()
         parts = variants.split("+")[1:]
         if len(set(parts)) != len(parts):
-            raise ValueError(f"setting {name!r} repeats a variant")
+            raise RingError(f"setting {name!r} repeats a variant")
         loss = {"sat": "alpha_sat", "ns": "alpha_ns"}[kind] if kind else plain
         s = RingSetting(loss, float(ad) if ad else 1.0, float(ag) if ag else 1.0,
                         r1=R1_GAMMA if "r1" in parts else 0.0, ema=EMA_BETA if "ema" in parts else 0.0,
                         gcann="gcann" in parts)
         if s in out:
-            raise ValueError(f"setting {s.name!r} is given twice")
+            raise RingError(f"setting {s.name!r} is given twice")
         out.append(s)
     return out
 
@@ -89,7 +89,7 @@ def parse_settings(text: str | Sequence[str]) -> list[RingSetting]:
 def alpha_sweep_settings(values: Sequence[float] = ALPHA_SWEEP) -> list[RingSetting]:
     """The settings of Figure 1: saturating (α_D, 1) for each α_D in ``values``."""
     if not values:
-        raise ValueError("the α_D sweep needs at least one value")
+        raise RingError("the α_D sweep needs at least one value")
     return [RingSetting("alpha_sat", float(a), 1.0) for a in values]
 
 

@@ -53,7 +53,7 @@ from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
 from gcann.presets import preset
 from gcann.train.control import ConstantControl, GCANNControl
 
-from .data import (BATCH_SIZE, FORMS, N_TRAIN, SeedStreams, SourceStreams, data_generator, dataset_modes, eval_generator,
+from .data import (BATCH_SIZE, FORMS, N_TRAIN, RingError, SeedStreams, SourceStreams, data_generator, dataset_modes, eval_generator,
                    noise_generator, source_pools)
 from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
 
@@ -82,15 +82,15 @@ class RingSetting:
 
     def __post_init__(self):
         if self.loss not in GAN_LOSSES or self.loss in ("wgan", "gan_qp", "hinge"):
-            raise ValueError(f"ring setting: unsupported loss {self.loss!r}; use alpha_sat, alpha_ns, lsgan, gan or nsgan")
+            raise RingError(f"ring setting: unsupported loss {self.loss!r}; use alpha_sat, alpha_ns, lsgan, gan or nsgan")
         for name in ("alpha_d", "alpha_g"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"ring setting: {name} must be a finite number > 0, got {v!r}")
+                raise RingError(f"ring setting: {name} must be a finite number > 0, got {v!r}")
         if not (math.isfinite(self.r1) and self.r1 >= 0):
-            raise ValueError(f"ring setting: the R1 weight must be >= 0, got {self.r1!r}")
+            raise RingError(f"ring setting: the R1 weight must be >= 0, got {self.r1!r}")
         if not (0 <= self.ema < 1):
-            raise ValueError(f"ring setting: the EMA decay must be in [0, 1), got {self.ema!r}")
+            raise RingError(f"ring setting: the EMA decay must be in [0, 1), got {self.ema!r}")
 
     @property
     def name(self) -> str:
@@ -193,9 +193,9 @@ def train_ring(
 ) -> RingRun:
     """Train every ``(settings[k], seeds[k])`` row together; see the module docstring."""
     if save_every < 0 or (save_every and state_file is None) or (resume and state_file is None):
-        raise ValueError("saving or resuming a ring run needs a state_file, and save_every must be >= 0")
+        raise RingError("saving or resuming a ring run needs a state_file, and save_every must be >= 0")
     if form not in FORMS:
-        raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+        raise RingError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
     args = (settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
             curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam,
             None if state_file is None else Path(state_file), save_every, resume)
@@ -212,9 +212,9 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 resume) -> RingRun:
     settings, seeds = list(settings), [int(s) for s in seeds]
     if len(settings) != len(seeds) or not seeds:
-        raise ValueError("train_ring needs one setting per seed and at least one seed")
+        raise RingError("train_ring needs one setting per seed and at least one seed")
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise RingError(f"epochs must be >= 1, got {epochs}")
     S, B = len(seeds), batch_size
     dev = torch.device(device)
     cuda = dev.type == "cuda"
@@ -261,7 +261,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         curve_z = None
     elif source:   # the first codes of the evaluation pool, the same for every row (that code evaluates on all)
         if curve_samples > eval_samples:
-            raise ValueError(f"the source form's curve takes its codes from the {eval_samples} evaluation codes; "
+            raise RingError(f"the source form's curve takes its codes from the {eval_samples} evaluation codes; "
                              f"curve_samples ({curve_samples}) must not exceed them")
         curve_z = pools.test_codes[:curve_samples].expand(S, curve_samples, 2)
     else:
@@ -519,7 +519,7 @@ class _GraphedStep:
         self.calls += 1
 
 
-class StateError(ValueError):
+class StateError(RingError):
     """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
 
 
@@ -595,7 +595,7 @@ def evaluate_run(run: RingRun, dataset: str = "ring", num_samples: int = TOY_EVA
     exact form fresh codes per seed."""
     if run.eval_codes is not None:
         if num_samples != run.eval_codes.shape[0]:
-            raise ValueError(f"this source-form run drew {run.eval_codes.shape[0]} evaluation codes with its data; "
+            raise RingError(f"this source-form run drew {run.eval_codes.shape[0]} evaluation codes with its data; "
                              f"evaluate it on those (num_samples={run.eval_codes.shape[0]}), or train with "
                              f"eval_samples={num_samples}")
         z = run.eval_codes.expand(len(run.seeds), num_samples, 2)

@@ -1,6 +1,6 @@
 """Ring study: N seeds in one batched model against a per-seed loop doing the same work.
 
-Work: N seeds of seed 002's toy GAN (G 2-400x4-2, D 2-200x4-1, batch 128, Adam), ``--steps`` training
+Work: N seeds of Welfert et al.'s toy GAN (G 2-400x4-2, D 2-200x4-1, batch 128, Adam), ``--steps`` training
 steps each, non-saturating (1, 1) loss. Timed in one run, on this machine:
 
 * batched     gcann.ring.train_ring with all N seeds as one model (stacked weights, batched matmuls)
@@ -102,7 +102,7 @@ def main() -> None:
                      n_train=128 * (steps + 1), curve_every=0, device=dev, form=a.form)
 
     lines = [
-        f"bench_ring: {n} seeds, seed 002's networks, batch 128, ns(1,1), {a.form} form; each call {WARM} + {steps} "
+        f"bench_ring: {n} seeds, Welfert et al.'s networks, batch 128, ns(1,1), {a.form} form; each call {WARM} + {steps} "
         f"steps",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, device {dev_name}; "

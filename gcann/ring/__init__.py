@@ -1,4 +1,4 @@
-"""Seed 002's 2-D ring study with every seed of a setting trained in one batched model.
+"""The 2-D ring study of Welfert et al. 2023 ((α_D, α_G)-GANs), every seed of a setting trained in one batched model.
 
 * :mod:`gcann.ring.data`: the 8-Gaussian ring and the 5×5 grid, one stream of random
   numbers per seed;
@@ -6,7 +6,7 @@
 * :mod:`gcann.ring.train`: :func:`train_ring` (settings and seeds along the batch,
   one GCANN controller per +gcann row) and :func:`evaluate_run`;
 * :mod:`gcann.ring.study`: the study behind ``gcann ring study``;
-* :mod:`gcann.ring.plots`: its figures and seed 002's 1-D toy.
+* :mod:`gcann.ring.plots`: its figures and Welfert et al.'s 1-D toy.
 
 See ``docs/ring.md``.
 """

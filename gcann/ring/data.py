@@ -1,4 +1,4 @@
-"""Seed 002's toy data for the ring study, in two forms.
+"""Welfert et al.'s toy data for the ring study, in two forms.
 
 ``exact`` (:class:`SeedStreams`): each seed owns two ``torch.Generator``s, ``data``
 (its networks' initial weights, its own training set of 50,000 points, the

@@ -2,7 +2,7 @@
 
 Every weight carries a leading seed axis ``S``: a layer is ``W (S, in, out)`` and
 ``b (S, 1, out)``, and a batch of inputs ``x (S, B, in)`` goes through one
-``torch.baddbmm`` per layer, so all seeds of a study train as one model. Seed 002's
+``torch.baddbmm`` per layer, so all seeds of a study train as one model. Welfert et al.'s
 networks:
 
 * generator ``2 → 400 → 400 → 400 → 400 → 2``, ReLU;
@@ -29,8 +29,8 @@ from torch import Tensor
 __all__ = ["G_HIDDEN", "D_HIDDEN", "MLPSpec", "GENERATOR", "DISCRIMINATOR", "MaskedAdam", "init_mlp", "mlp_forward",
            "select"]
 
-G_HIDDEN = (400, 400, 400, 400)   # seed 002's generator: 4 hidden layers of 400, ReLU
-D_HIDDEN = (200, 200, 200, 200)   # seed 002's discriminator: 4 hidden layers of 200, LeakyReLU(0.2)
+G_HIDDEN = (400, 400, 400, 400)   # Welfert et al.'s generator: 4 hidden layers of 400, ReLU
+D_HIDDEN = (200, 200, 200, 200)   # Welfert et al.'s discriminator: 4 hidden layers of 200, LeakyReLU(0.2)
 
 Params = list[Tensor]  # [W1, b1, W2, b2, ...], each with a leading seed axis
 

@@ -1,8 +1,8 @@
-"""Figures of the ring study and seed 002's 1-D toy (see ``docs/ring.md``).
+"""Figures of the ring study and Welfert et al.'s 1-D toy (see ``docs/ring.md``).
 
 * ``success_failure``: success and failure rates per setting with Wilson 95 % intervals;
 * ``modes_hq``: mean modes covered and mean HQ ratio per setting (± one standard deviation);
-* ``coverage_epochs``: mean modes covered over epochs per setting (seed 002's Figure 1, left);
+* ``coverage_epochs``: mean modes covered over epochs per setting (Welfert et al.'s Figure 1, left);
 * ``scatter``: generated samples over the discriminator's decision contours σ(D(x)), first seed of each setting;
 * ``controller_events``: each +gcann row's controller events over training, and the mean learning rates;
 * :func:`alpha_sweep_figure`: the paper's Figure 1, coverage over epochs and success/failure against α_D;
@@ -32,7 +32,7 @@ from .train import RingRun, generate  # noqa: E402
 __all__ = ["study_figures", "alpha_sweep_figure", "controller_events_figure", "toy_optimal_logit", "toy_generator_objectives",
            "toy_objectives_figure", "TOY_PAIRS"]
 
-TOY_PAIRS = ((1.0, 1.0), (0.2, 1.0), (0.2, 2.0))   # (α_D, α_G) of seed 002's toy figure
+TOY_PAIRS = ((1.0, 1.0), (0.2, 1.0), (0.2, 2.0))   # (α_D, α_G) of Welfert et al.'s toy figure
 TOY_REAL, TOY_FAKE, TOY_VAR = -3.0, -1.0, 0.5      # P_r = N(−3, 0.5), P_g = N(−1, 0.5), read as N(μ, σ²)
 
 
@@ -219,7 +219,7 @@ def toy_generator_objectives(x: Tensor, alpha_d: float, alpha_g: float) -> dict[
 
 
 def toy_objectives_figure(path: str | Path, pairs: Sequence[tuple[float, float]] = TOY_PAIRS) -> Path:
-    """Seed 002's 1-D toy: P_r = N(−3, 0.5), P_g = N(−1, 0.5), G's objectives under D*, saturating and not."""
+    """Welfert et al.'s 1-D toy: P_r = N(−3, 0.5), P_g = N(−1, 0.5), G's objectives under D*, saturating and not."""
     x = torch.linspace(-6, 2, 801, dtype=torch.float64)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, title in ((axes[0], "saturating", "saturating: −ℓ_αG(0, D*(x))"),

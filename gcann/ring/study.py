@@ -1,4 +1,4 @@
-"""The ring study: settings × seeds trained as one batch, judged as seed 002 judges them.
+"""The ring study: settings × seeds trained as one batch, judged as Welfert et al. (2023) judge them.
 
 :func:`run_study` trains every (setting, seed) row of the study in one batched model
 (:func:`~gcann.ring.train.train_ring`), evaluates each row on 25,000 samples
@@ -28,7 +28,7 @@ __all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "ALPHA_SWEEP", "PUBL
            "default_settings", "alpha_sweep_settings", "alpha_sweep_summary", "parse_settings", "run_study",
            "summarise", "wilson", "markdown_table"]
 
-#: The objectives of the study (seed 002's Figure 1 and its CelebA comparison).
+#: The objectives of the study (Welfert et al.'s Figure 1 and its CelebA comparison).
 BASES = ("sat(1,1)", "sat(0.3,1)", "ns(1,1)", "ns(0.5,1.2)", "lsgan")
 #: The variants of each objective.
 VARIANTS = ("", "+gcann", "+r1", "+ema")

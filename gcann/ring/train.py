@@ -1,4 +1,4 @@
-"""Train many seeds (and settings) of seed 002's toy GAN as one batched model.
+"""Train many seeds (and settings) of Welfert et al.'s toy GAN as one batched model.
 
 Row ``k`` of the batch is one seed under one :class:`RingSetting`; rows share
 nothing but the matmul calls. Per step ``t`` (the image trainer's reading of a
@@ -590,7 +590,7 @@ def _part(n: Tensor | None, a: int, b: int) -> Tensor | None:
 
 
 def evaluate_run(run: RingRun, dataset: str = "ring", num_samples: int = TOY_EVAL_SAMPLES) -> dict[str, Tensor]:
-    """Seed 002's final evaluation: toy metrics (S,) of ``num_samples`` samples per row: in the source form
+    """Welfert et al.'s final evaluation: toy metrics (S,) of ``num_samples`` samples per row: in the source form
     from the evaluation codes drawn with the data (the same for every row, as the authors' code), in the
     exact form fresh codes per seed."""
     if run.eval_codes is not None:

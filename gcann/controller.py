@@ -42,6 +42,10 @@ SlopeThreshScaleMode = Literal["adaptive", "constant"]
 CooldownUnit = Literal["steps", "windows"]
 DiversityScaling = Literal["tanh", "paper"]
 
+#: The switches of GCANN's four mechanisms (all on in the paper; the ablations turn some off). A state
+#: saved before they existed was saved with all four on.
+MECHANISMS = ("reactive_rule", "proactive_rule", "pause_and_skip", "diversity_loss")
+
 #: A run of windows counts as a *stable region* only if it spans at least this
 #: many consecutive windows (the paper's ``stable_region_end_idx >
 #: stable_region_start_idx``, i.e. "an extended duration").
@@ -118,6 +122,10 @@ class GCANNConfig:
     slope_range_mode: SlopeRangeMode = "clamp"  # "clamp": threshold kept in target_slope_range; "trigger": slope outside fires
     skip_rule: SkipRule = "overpowered"      # "overpowered": skip when loss <= skip threshold; "literal": when loss >= it
     on_nonfinite: OnNonFinite = "raise"      # NaN/Inf loss: "raise" NonFiniteLossError, or enter a "diverged" state
+    reactive_rule: bool = True               # the reactive rule (gap > max_loss_diff) may adjust rates (ablations: off)
+    proactive_rule: bool = True              # the proactive window rule may adjust rates (ablations: off)
+    pause_and_skip: bool = True              # the pause and skip thresholds may idle a network (ablations: off)
+    diversity_loss: bool = True              # G's loss carries the diversity term every diversity_check_interval steps
 
     def __post_init__(self) -> None:
         for name, factor, base in (
@@ -210,7 +218,8 @@ class GCANNConfig:
         ):
             v = getattr(self, name)
             _require(v in allowed, name, v, f"one of {allowed}")
-        _require(isinstance(self.reactive_every_step, bool), "reactive_every_step", self.reactive_every_step, "a bool")
+        for name in ("reactive_every_step", *MECHANISMS):
+            _require(isinstance(getattr(self, name), bool), name, getattr(self, name), "a bool")
 
 
 def _is_real(v: object) -> bool:
@@ -299,8 +308,11 @@ class GCANNController:
     Learning rates are clipped into ``[lr_*_min, lr_*_max]``.
     """
 
-    def __init__(self, config: GCANNConfig | None = None) -> None:
+    def __init__(self, config: GCANNConfig | None = None, keep_events: bool = True) -> None:
+        """``keep_events=False``: events leave only through each :class:`Decision` (the caller logs them);
+        :attr:`events`, :meth:`write_events_jsonl` and the saved state then hold none."""
         self.config = config if config is not None else GCANNConfig()
+        self.keep_events = keep_events
         c = self.config
         self._step = 0
         self._lr_d = float(c.lr_d)
@@ -394,8 +406,8 @@ class GCANNController:
         window = self._update_window(t, ld, lg, events)
         active = t >= c.baseline_steps
         if active and self._cooled(t, windows_before):
-            adjustment = self._reactive(ld, lg)
-            if adjustment is None and window is not None:
+            adjustment = self._reactive(ld, lg) if c.reactive_rule else None
+            if adjustment is None and window is not None and c.proactive_rule:
                 adjustment = self._proactive(*window)
             if adjustment is not None:
                 kind, reason, detail = adjustment
@@ -409,7 +421,7 @@ class GCANNController:
             self._tune_slope_thresh_scale(t, window[3], events)
 
         train_d, train_g = True, True
-        if active:
+        if active and c.pause_and_skip:
             train_d, train_g = self._pause_and_skip(t, ld, lg, events)
         extra_d = extra_d if train_d else 0
         extra_g = extra_g if train_g else 0
@@ -422,10 +434,11 @@ class GCANNController:
             extra_g_steps=extra_g,
             lr_d=self._lr_d,
             lr_g=self._lr_g,
-            use_diversity=t % c.diversity_check_interval == 0,
+            use_diversity=c.diversity_loss and t % c.diversity_check_interval == 0,
             events=tuple(events),
         )
-        self._events.extend(events)
+        if self.keep_events:
+            self._events.extend(events)
         return decision
 
     # ------------------------------------------------------------------ mechanisms
@@ -643,7 +656,8 @@ class GCANNController:
                 raise NonFiniteLossError(f"GCANN controller: non-finite loss at step {t}: {bad}")
             self._diverged = True
             events = (self._event(t, "diverged", "nonfinite_loss", self._lr_d, self._lr_g, {"losses": bad}),)
-            self._events.extend(events)
+            if self.keep_events:
+                self._events.extend(events)
         self._step = t + 1
         return Decision(t, False, False, 0, 0, self._lr_d, self._lr_g, False, events, diverged=True)
 
@@ -721,7 +735,7 @@ class GCANNController:
     def _check_config(self, saved: dict[str, Any]) -> None:
         """Refuse a state saved under another config (compared as JSON values)."""
         current = json.loads(json.dumps(self.config.to_dict()))
-        saved = json.loads(json.dumps(saved))
+        saved = {**{name: True for name in MECHANISMS}, **json.loads(json.dumps(saved))}
 
         def shown(d: dict[str, Any], name: str) -> str:
             return repr(d[name]) if name in d else "absent"

@@ -1,0 +1,39 @@
+"""Training controllers as plug-ins: one interface (:mod:`gcann.control.base`), one file per controller.
+
+===================  =====================================================================
+name                 law (the module's docstring cites its source)
+===================  =====================================================================
+``none``             one D and one G update per step at fixed rates
+``gcann``            the GCANN controller (``gcann-reactive``, ``-proactive``, ``-skip``,
+                     ``-div``: its ablations, one mechanism each)
+===================  =====================================================================
+
+``gcann controllers`` lists them with their settings. A new controller is one new module with a
+:class:`~gcann.control.base.Controller` subclass, and one line in :data:`CONTROLLERS`; the shared
+contract tests (``tests/control/test_contract.py``) then run on it.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from gcann.controller import ControllerError
+
+from .base import KNOBS, STATISTICS, Bounds, Controller, Observation, Plan
+from .gcann import GCANN, GCANN_ABLATIONS
+from .none import NoControl
+
+__all__ = ["CONTROLLERS", "KNOBS", "STATISTICS", "Bounds", "Controller", "Observation", "Plan", "make_controller"]
+
+#: Every registered controller by name.
+CONTROLLERS: dict[str, type[Controller]] = {
+    NoControl.name: NoControl,
+    GCANN.name: GCANN,
+    **GCANN_ABLATIONS,
+}
+
+
+def make_controller(name: str, lr_d: float, lr_g: float, settings: Mapping[str, Any] | None = None) -> Controller:
+    """The controller ``name`` for a run at rates ``lr_d``, ``lr_g`` with ``settings`` (its defaults otherwise)."""
+    if name not in CONTROLLERS:
+        raise ControllerError(f"unknown controller {name!r}; choose from {', '.join(CONTROLLERS)}")
+    return CONTROLLERS[name](lr_d, lr_g, settings)

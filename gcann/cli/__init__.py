@@ -18,6 +18,7 @@ from gcann.errors import GcannError, one_line
 
 from .common import UserError
 from . import metrics as _metrics
+from .controllers import controllers
 from . import train as _train
 from .dirac import dirac
 from .ring import ring
@@ -33,6 +34,7 @@ def cli():
 
 cli.add_command(dirac)
 cli.add_command(ring)
+cli.add_command(controllers)
 _train.register(cli)
 cli.add_command(_metrics.fid)
 cli.add_command(_metrics.eval_run)

@@ -6,6 +6,12 @@ name                 law (the module's docstring cites its source)
 ``none``             one D and one G update per step at fixed rates
 ``gcann``            the GCANN controller (``gcann-reactive``, ``-proactive``, ``-skip``,
                      ``-div``: its ablations, one mechanism each)
+``ttur``             fixed unequal rates, D's a multiple of G's (Heusel et al. 2017)
+``gap``              D's rate scaled by the gap of its smoothed loss to its equilibrium value
+                     (Hazimeh & Ponomareva 2023)
+``clc``              negative feedback λ E[D(x)²] on D's output (Xu et al. 2020)
+``ada``              ADA's integrator on E[sign D(x_real)] driving instance noise or R1's weight
+                     (after Karras et al. 2020)
 ===================  =====================================================================
 
 ``gcann controllers`` lists them with their settings. A new controller is one new module with a
@@ -19,8 +25,12 @@ from typing import Any, Mapping
 from gcann.controller import ControllerError
 
 from .base import KNOBS, STATISTICS, Bounds, Controller, Observation, Plan
+from .ada import ADA
+from .clc import CLC
+from .gap import GapAware
 from .gcann import GCANN, GCANN_ABLATIONS
 from .none import NoControl
+from .ttur import TTUR
 
 __all__ = ["CONTROLLERS", "KNOBS", "STATISTICS", "Bounds", "Controller", "Observation", "Plan", "make_controller"]
 
@@ -29,6 +39,10 @@ CONTROLLERS: dict[str, type[Controller]] = {
     NoControl.name: NoControl,
     GCANN.name: GCANN,
     **GCANN_ABLATIONS,
+    TTUR.name: TTUR,
+    GapAware.name: GapAware,
+    CLC.name: CLC,
+    ADA.name: ADA,
 }
 
 

@@ -94,11 +94,11 @@ def main() -> None:
 
     floor = matmul_floor(n, dev) if dev.type == "cpu" else None
 
-    gcann = RingSetting("alpha_ns", 1.0, 1.0, gcann=True)
+    gcann = RingSetting("alpha_ns", 1.0, 1.0, controller="gcann")
     cfg = ring_gcann_config(steps_per_epoch=390, lr=1e-4)
     from dataclasses import replace
     cfg = replace(cfg, baseline_steps=0)
-    ctl = train_ring([gcann] * n, list(range(n)), gcann_config=cfg, epochs=1, max_steps=steps,
+    ctl = train_ring([gcann] * n, list(range(n)), controller_settings={"gcann": cfg}, epochs=1, max_steps=steps,
                      n_train=128 * (steps + 1), curve_every=0, device=dev, form=a.form)
 
     lines = [

@@ -286,7 +286,7 @@ def test_source_form_training_follows_the_authors_loop():
 
 # --------------------------------------------------------------------------- batched seeds
 MIXED = [RingSetting("alpha_sat", 1, 1), RingSetting("alpha_ns", 0.5, 1.2, r1=1.0),
-         RingSetting("lsgan", ema=0.99), RingSetting("nsgan", gcann=True), RingSetting("alpha_sat", 0.3, 1)]
+         RingSetting("lsgan", ema=0.99), RingSetting("nsgan", controller="gcann"), RingSetting("alpha_sat", 0.3, 1)]
 
 
 @pytest.mark.parametrize("small", [SMALL, SMALL_SOURCE], ids=["exact", "source"])
@@ -295,10 +295,10 @@ def test_batched_seed_k_equals_seed_k_alone_bit_for_bit(small):
     catch-up bursts move it off the others' batch positions, so rows meet the short batch at other steps."""
     seeds = [3, 1, 4, 1, 5]
     cfg = active_config()
-    run = train_ring(MIXED, seeds, epochs=2, max_steps=8, gcann_config=cfg, **small)
+    run = train_ring(MIXED, seeds, epochs=2, max_steps=8, controller_settings={"gcann": cfg}, **small)
     assert run.events                                                        # the controller did act
     for k in (0, 1, 2, 3):
-        alone = train_ring([MIXED[k]], [seeds[k]], epochs=2, max_steps=8, gcann_config=cfg, **small)
+        alone = train_ring([MIXED[k]], [seeds[k]], epochs=2, max_steps=8, controller_settings={"gcann": cfg}, **small)
         for a, b in zip(run.g_params + run.d_params + run.ema_params, alone.g_params + alone.d_params + alone.ema_params):
             assert torch.equal(a[k], b[0])
 
@@ -379,9 +379,9 @@ def test_batched_training_equals_an_nn_module_loop_with_torch_adam():
 # --------------------------------------------------------------------------- controller masks
 def test_per_seed_masks_follow_each_controllers_decisions_one_step_later():
     cfg = active_config()
-    settings = [RingSetting("nsgan", gcann=True), RingSetting("nsgan"), RingSetting("lsgan", gcann=True)]
+    settings = [RingSetting("nsgan", controller="gcann"), RingSetting("nsgan"), RingSetting("lsgan", controller="gcann")]
     trace: list[dict] = []
-    run = train_ring(settings, [0, 1, 2], epochs=1, max_steps=8, gcann_config=cfg, trace=trace, **SMALL)
+    run = train_ring(settings, [0, 1, 2], epochs=1, max_steps=8, controller_settings={"gcann": cfg}, trace=trace, **SMALL)
     for k in (0, 2):
         # replay: a lone controller fed row k's recorded losses must give the plans row k followed (lag 1)
         control = GCANNControl(GCANNController(cfg))
@@ -402,8 +402,8 @@ def test_per_seed_masks_follow_each_controllers_decisions_one_step_later():
 def test_a_paused_network_keeps_its_weights_and_adam_state():
     # G's pause threshold above any G loss: G never trains after the first (plain) step, D always does
     cfg = active_config(generator_pause_threshold=1e3, max_loss_diff=1e3)
-    run0 = train_ring([RingSetting("nsgan", gcann=True)], [0], epochs=1, max_steps=1, gcann_config=cfg, **SMALL)
-    run = train_ring([RingSetting("nsgan", gcann=True)], [0], epochs=2, max_steps=5, gcann_config=cfg, **SMALL)
+    run0 = train_ring([RingSetting("nsgan", controller="gcann")], [0], epochs=1, max_steps=1, controller_settings={"gcann": cfg}, **SMALL)
+    run = train_ring([RingSetting("nsgan", controller="gcann")], [0], epochs=2, max_steps=5, controller_settings={"gcann": cfg}, **SMALL)
     assert run.g_updates.tolist() == [1] and run.d_updates.tolist()[0] >= 5
     for a, b in zip(run.g_params, run0.g_params):
         assert torch.equal(a, b)
@@ -449,9 +449,9 @@ def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, path, 
     path has +gcann rows whose controllers decide (warm-up 0: pauses, skips and rate changes happen), the
     device-step path is the step a CUDA graph replays (Adam's counts on the device)."""
     if path == "masked":
-        settings = [RingSetting("alpha_ns", 1, 1), RingSetting("alpha_sat", 0.3, 1, gcann=True),
-                    RingSetting("lsgan", r1=1.0, ema=0.999), RingSetting("alpha_ns", 0.5, 1.2, gcann=True)]
-        extra = dict(gcann_config=replace(ring_gcann_config(3 if form == "source" else 4), baseline_steps=0))
+        settings = [RingSetting("alpha_ns", 1, 1), RingSetting("alpha_sat", 0.3, 1, controller="gcann"),
+                    RingSetting("lsgan", r1=1.0, ema=0.999), RingSetting("alpha_ns", 0.5, 1.2, controller="gcann")]
+        extra = dict(controller_settings={"gcann": replace(ring_gcann_config(3 if form == "source" else 4), baseline_steps=0)})
     else:
         settings = [RingSetting("alpha_ns", 1, 1), RingSetting("lsgan", r1=1.0, ema=0.999)] * 2
         extra = dict(cuda_graph="eager")
@@ -492,3 +492,60 @@ def test_resuming_refuses_another_configuration_fewer_epochs_and_an_unreadable_s
         train_ring(settings, [0, 1], epochs=3, state_file=state, resume=True, **SMALL)
     with pytest.raises(ValueError, match="needs a state_file"):
         train_ring(settings, [0, 1], epochs=1, save_every=1, **SMALL)
+
+
+# --------------------------------------------------------------------------- any controller per row
+CONTROLLED = [RingSetting("alpha_ns", 1, 1, controller="ada"), RingSetting("nsgan", controller="clc"),
+              RingSetting("nsgan", controller="gap"), RingSetting("lsgan", controller="ttur"),
+              RingSetting("alpha_sat", 0.3, 1, r1=1.0, controller="ada")]
+#: settings that make each controller act within a few steps of a tiny run
+ACTIVE = {"ada": {"interval": 1, "kimg": 1.0, "scale": 0.5, "target": -0.99}, "clc": {"weight": 2.0, "buffer_batches": 2}}
+
+
+@pytest.mark.parametrize("small", [SMALL, SMALL_SOURCE], ids=["exact", "source"])
+def test_rows_under_any_controller_equal_their_seed_alone(small):
+    """Row k equals seed k alone with ADA (instance noise drawn from the row's own generator), CLC (its own
+    buffers), gap-aware and TTUR rows side by side; in the source form through the short last batch."""
+    seeds = [2, 7, 1, 8, 2]
+    run = train_ring(CONTROLLED, seeds, epochs=2, max_steps=8, controller_settings=ACTIVE, **small)
+    assert run.knobs["noise_sigma"][-1][0] > 0 and run.knobs["clc_weight"][-1][1] == 2.0
+    for k in range(len(CONTROLLED)):
+        alone = train_ring([CONTROLLED[k]], [seeds[k]], epochs=2, max_steps=8, controller_settings=ACTIVE, **small)
+        for a, b in zip(run.g_params + run.d_params, alone.g_params + alone.d_params):
+            assert torch.equal(a[k], b[0]), k
+
+
+def test_clc_at_weight_zero_and_ada_that_never_moves_train_as_the_plain_row():
+    """The knobs' terms are exactly zero at λ = 0 and σ = 0: the rows then equal the uncontrolled row bit for
+    bit, whatever the buffers and noise generators drew."""
+    plain = train_ring([RingSetting("nsgan")], [5], epochs=1, max_steps=6, **SMALL)
+    for ctl, cs in (("clc", {"weight": 0.0, "buffer_batches": 2}), ("ada", {"p_max": 1e-9, "kimg": 1e9})):
+        run = train_ring([RingSetting("nsgan", controller=ctl)], [5], epochs=1, max_steps=6,
+                         controller_settings={ctl: cs}, **SMALL)
+        for a, b in zip(run.g_params + run.d_params, plain.g_params + plain.d_params):
+            assert torch.equal(a, b), ctl
+
+
+def test_controllers_follow_their_own_laws_on_the_ring_one_step_later():
+    """Replayed by hand from the trace: TTUR's rates are 3:1; the gap controller's rate is base × f(EMA of the
+    losses − log 4); ADA's σ follows its integrator on the recorded E[sign D(x_real)] (lag 1)."""
+    import math
+    trace: list[dict] = []
+    settings = [RingSetting("nsgan", controller="ttur"), RingSetting("nsgan", controller="gap"),
+                RingSetting("nsgan", controller="ada")]
+    train_ring(settings, [0, 1, 2], epochs=1, max_steps=10, controller_settings=ACTIVE, trace=trace, **SMALL)
+    lr = 1e-4
+    assert all(rec["lr_d"][0] == pytest.approx(3 * lr) and rec["lr_g"][0] == lr for rec in trace)
+    s, p = None, 0.0
+    for t, rec in enumerate(trace):
+        if t:
+            x = s - math.log(4.0)
+            xm = 0.1 * math.log(4.0)
+            f = min(max(2.0 ** (x / xm), 1.0), 2.0) if x >= 0 else min(max(0.1 ** (-x / xm), 0.1), 1.0)
+            assert rec["lr_d"][1] == pytest.approx(lr * f, rel=1e-9), t
+            assert rec["knobs"]["noise_sigma"][2] == pytest.approx(0.5 * p, abs=1e-15), t
+        else:
+            assert rec["lr_d"][1] == lr and rec["knobs"]["noise_sigma"][2] == 0.0
+        s = (math.log(4.0) if s is None else s) * 0.95 + 0.05 * rec["loss_d"][1]
+        r = rec["real_sign"][2]
+        p = min(max(p + math.copysign(1.0, r + 0.99) * 128 * 1 / (1.0 * 1000), 0.0), 1.0) if r != -0.99 else p

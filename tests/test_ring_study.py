@@ -35,7 +35,7 @@ def test_setting_names_round_trip_and_bad_names_are_refused():
     parsed = parse_settings(default_settings())
     assert len(parsed) == 20 and [s.name for s in parsed] == default_settings()
     s = parse_settings("ns(0.5,1.2)+gcann+r1")[0]
-    assert (s.loss, s.alpha_d, s.alpha_g, s.gcann, s.r1 > 0, s.ema) == ("alpha_ns", 0.5, 1.2, True, True, 0.0)
+    assert (s.loss, s.alpha_d, s.alpha_g, s.controller, s.r1 > 0, s.ema) == ("alpha_ns", 0.5, 1.2, "gcann", True, 0.0)
     for bad in ("foo", "sat(1,1)+bar", "sat(1)", "lsgan+r1+r1", "sat(1,1) sat(1,1)", "ns(0,1)"):
         with pytest.raises(ValueError):
             parse_settings(bad)
@@ -163,7 +163,7 @@ def test_the_alpha_sweep_writes_figure_1_and_says_which_form_ran(tmp_path):
                                       (["--settings", "sat(1,1)+foo"], "unknown setting"),
                                       (["--epochs", "-1"], "--epochs must be >= 1"),
                                       (["--device", "cpu", "--fused-adam", "--settings", "ns(1,1)"], "--fused-adam applies to the CUDA"),
-                                      (["--fused-adam", "--settings", "ns(1,1) lsgan+gcann"], "+gcann settings"),
+                                      (["--fused-adam", "--settings", "ns(1,1) lsgan+gcann"], "settings with a controller"),
                                       (["--device", "cpu", "--tf32"], "--tf32 applies to CUDA"),
                                       (["--resume"], "state.pt' does not exist"),
                                       (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),

@@ -1,4 +1,4 @@
-"""``gcann ring ...``: seed 002's 2-D ring study, every seed of every setting in one batched model."""
+"""``gcann ring ...``: the 2-D ring study of Welfert et al. (2023), every seed of every setting in one batched model."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +21,8 @@ def ring():
                    "[default: 2 (CPU size); the source: 400]")
 @click.option("--full", is_flag=True, help="the source's size: 200 seeds x 400 epochs (a GPU job)")
 @click.option("--settings", default=None, metavar="NAMES",
-              help="settings separated by spaces or ';', e.g. 'sat(0.3,1) ns(0.5,1.2)+gcann lsgan+r1' "
+              help="settings separated by spaces or ';', e.g. 'sat(0.3,1) ns(0.5,1.2)+gcann lsgan+r1 ns(1,1)+gap' "
+                   "(+NAME: any controller of `gcann controllers`) "
                    "[default: sat(1,1) sat(0.3,1) ns(1,1) ns(0.5,1.2) lsgan, each plain, +gcann, +r1, +ema]")
 @click.option("--form", type=click.Choice(["source", "exact"]), default="source", show_default=True,
               help="source: the authors' code (shared data and codes pool drawn with seed 1, 391 steps per epoch "
@@ -45,7 +46,7 @@ def ring():
 @click.option("--tf32", is_flag=True,
               help="CUDA: TF32 tensor cores for the matmuls (faster; products with a 10-bit mantissa)")
 @click.option("--fused-adam", is_flag=True,
-              help="CUDA, no +gcann setting: the replayed step's Adam as one fused kernel over every seed "
+              help="CUDA, no controller in any setting: the replayed step's Adam as one fused kernel over every seed "
                    "(one pass over each tensor instead of nine; not yet measured on a GPU)")
 @click.option("--checkpoint-every", type=int, default=0, show_default=True, metavar="E",
               help="save the whole run to DIR/state.pt every E epochs and at the end (0: never)")
@@ -93,9 +94,9 @@ def study(seeds, epochs, full, settings, form, alpha_sweep, alpha_d, dataset, ou
             parsed = parse_settings(settings if settings is not None else default_settings())
     except ValueError as e:
         raise UserError(str(e).replace("could not convert string to float", "--alpha-d: not a number")) from None
-    if fused_adam and any(s.gcann for s in parsed):
-        raise UserError("--fused-adam needs every seed at one rate and count (the replayed step); +gcann settings "
-                        "train eagerly with per-seed rates: drop them or the flag")
+    if fused_adam and any(s.controller != "none" for s in parsed):
+        raise UserError("--fused-adam needs every seed at one rate and count (the replayed step); settings with a "
+                        "controller (+gcann, +gap, ...) train eagerly with per-seed rates: drop them or the flag")
     if fused_adam and not device.startswith("cuda"):
         raise UserError("--fused-adam applies to the CUDA graph's Adam; this study runs on the CPU, where Adam is "
                         "already torch's fused kernel, one seed at a time (use --device cuda)")
@@ -112,7 +113,7 @@ def study(seeds, epochs, full, settings, form, alpha_sweep, alpha_d, dataset, ou
 @ring.command("toy")
 @click.option("--out", "out", default="figures/ring_toy_objectives.png", show_default=True, metavar="FILE")
 def toy(out):
-    """Seed 002's 1-D toy: G's objectives under the optimal D for (α_D, α_G) = (1,1), (0.2,1), (0.2,2)."""
+    """The 1-D toy of Welfert et al. (2023): G's objectives under the optimal D for (α_D, α_G) = (1,1), (0.2,1), (0.2,2)."""
     from gcann.ring.plots import toy_objectives_figure
 
     click.echo(str(toy_objectives_figure(out)))

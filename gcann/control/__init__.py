@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from gcann.controller import ControllerError
 
 from .base import KNOBS, STATISTICS, Bounds, Controller, Observation, Plan
+from .rows import ControlRows, RowPlans, event_record
 from .ada import ADA
 from .clc import CLC
 from .gap import GapAware
@@ -32,7 +33,8 @@ from .gcann import GCANN, GCANN_ABLATIONS
 from .none import NoControl
 from .ttur import TTUR
 
-__all__ = ["CONTROLLERS", "KNOBS", "STATISTICS", "Bounds", "Controller", "Observation", "Plan", "make_controller"]
+__all__ = ["CONTROLLERS", "KNOBS", "STATISTICS", "Bounds", "ControlRows", "Controller", "Observation", "Plan", "RowPlans",
+           "event_record", "make_controller"]
 
 #: Every registered controller by name.
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -46,8 +48,17 @@ CONTROLLERS: dict[str, type[Controller]] = {
 }
 
 
-def make_controller(name: str, lr_d: float, lr_g: float, settings: Mapping[str, Any] | None = None) -> Controller:
-    """The controller ``name`` for a run at rates ``lr_d``, ``lr_g`` with ``settings`` (its defaults otherwise)."""
+def make_controller(name: str, lr_d: float, lr_g: float, settings: Mapping[str, Any] | Any = None,
+                    **run: Any) -> Controller:
+    """The controller ``name`` for a run at rates ``lr_d``, ``lr_g`` with ``settings`` (its defaults otherwise).
+
+    ``run`` describes the run (``steps_per_epoch``, ``batch_size``, ``loss``, ``loss_hp``); a controller
+    fills the settings that depend on it (:meth:`Controller.run_defaults`: GCANN's warm-up in steps,
+    ADA's batch, the gap controller's V*) unless ``settings`` gives them. ``settings`` may also be the
+    controller's own settings object (a ``GCANNConfig``)."""
     if name not in CONTROLLERS:
         raise ControllerError(f"unknown controller {name!r}; choose from {', '.join(CONTROLLERS)}")
-    return CONTROLLERS[name](lr_d, lr_g, settings)
+    cls = CONTROLLERS[name]
+    if settings is None or isinstance(settings, Mapping):
+        settings = {**cls.run_defaults(**run), **(settings or {})}
+    return cls(lr_d, lr_g, settings)

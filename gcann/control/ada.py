@@ -43,6 +43,11 @@ class ADA(Controller):
         p_max: float = setting(1.0, "the largest p", low=0.0, low_open=True)
         p_init: float = setting(0.0, "p at the start", low=0.0)
 
+    @classmethod
+    def run_defaults(cls, **run: Any) -> dict[str, Any]:
+        """The run's batch size sets p's step."""
+        return {} if run.get("batch_size") is None else {"batch_size": int(run["batch_size"])}
+
     def __init__(self, lr_d: float, lr_g: float, settings: Any = None) -> None:
         super().__init__(lr_d, lr_g, settings)
         s = self.settings

@@ -146,6 +146,14 @@ class Controller:
     Settings: ClassVar[type]        # a frozen dataclass whose fields are made with setting()
     needs: ClassVar[tuple[str, ...]] = ()   # statistics each observation must carry
     knob_names: ClassVar[tuple[str, ...]] = ()
+    static: ClassVar[bool] = False  # True: the same plan whatever is observed (engines may skip observe)
+
+    @classmethod
+    def run_defaults(cls, **run: Any) -> dict[str, Any]:
+        """Settings an engine fills from what it knows of its run (a subclass's hook; the user's settings
+        override them). ``run`` may hold ``steps_per_epoch``, ``batch_size``, ``loss`` (a
+        ``dynamics.objectives`` name) and ``loss_hp`` (its hyper-parameters); absent keys are unknown."""
+        return {}
 
     def __init__(self, lr_d: float, lr_g: float, settings: Any = None) -> None:
         for n, v in (("lr_d", lr_d), ("lr_g", lr_g)):

@@ -32,6 +32,7 @@ class CLC(Controller):
     source = "Xu, Li, Zhu & Zhang, ICML 2020 (taufikxu/GAN_PID)"
     law = ("negative feedback: D's loss + lambda (E[D(x)^2] on a buffer of past reals + on past fakes), "
            "lambda = 10; on the Dirac-GAN, damping -lambda psi")
+    static = True
     knob_names = ("clc_weight",)
 
     @dataclass(frozen=True)

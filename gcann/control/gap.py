@@ -101,6 +101,13 @@ class GapAware(Controller):
         x_min: float = setting(0.0, "gap below V* at which the factor reaches h_min (0: 0.1 V*)", low=0.0)
         x_max: float = setting(0.0, "gap above V* at which the factor reaches f_max (0: 0.1 V*)", low=0.0)
 
+    @classmethod
+    def run_defaults(cls, **run: Any) -> dict[str, Any]:
+        """The run's objective and its hyper-parameters give V*."""
+        if run.get("loss") is None:
+            return {}
+        return {"loss": run["loss"], "ideal_loss": ideal_d_loss(run["loss"], run.get("loss_hp"))}
+
     def __init__(self, lr_d: float, lr_g: float, settings: Any = None) -> None:
         super().__init__(lr_d, lr_g, settings)
         s = self.settings

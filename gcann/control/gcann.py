@@ -57,8 +57,14 @@ class GCANN(Controller):
             self.settings = self._config(dict(settings or {}))
         self.core = GCANNController(self.settings, keep_events=False)
 
+    @classmethod
+    def run_defaults(cls, **run: Any) -> dict[str, Any]:
+        """The run's steps per epoch convert the preset's warm-up (``baseline_epochs``) to steps."""
+        return {} if run.get("steps_per_epoch") is None else {"steps_per_epoch": int(run["steps_per_epoch"])}
+
     def _config(self, values: dict[str, Any]) -> GCANNConfig:
         name = values.pop("preset", "paper-celeba")
+        steps_per_epoch = values.pop("steps_per_epoch", None)
         if name not in PRESETS:
             raise ControllerError(f"{self.name} controller: unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
         fixed = sorted(set(values) & set(self.mechanisms))
@@ -73,7 +79,8 @@ class GCANN(Controller):
         unknown = sorted(set(values) - known)
         if unknown:
             raise ControllerError(f"{self.name} controller: unknown setting(s) {', '.join(unknown)}")
-        return preset(name, lr_d=self.base_lr_d, lr_g=self.base_lr_g, **{**values, **self.mechanisms})
+        return preset(name, steps_per_epoch=steps_per_epoch, lr_d=self.base_lr_d, lr_g=self.base_lr_g,
+                      **{**values, **self.mechanisms})
 
     @classmethod
     def settings_from(cls, values: Mapping[str, Any]) -> GCANNConfig:

@@ -13,6 +13,7 @@ class NoControl(Controller):
     source = "(the baseline: plain alternating updates)"
     law = "one D and one G update per step at the fixed rates lr_d and lr_g"
 
+    static = True
     @dataclass(frozen=True)
     class Settings:
         pass

@@ -23,6 +23,7 @@ class TTUR(Controller):
     source = "Heusel et al., NeurIPS 2017 (bioinf-jku/TTUR)"
     law = "open loop: lr_D = ratio x lr_G (3 by default, the source code's 3e-4/1e-4), one update each"
 
+    static = True
     @dataclass(frozen=True)
     class Settings:
         ratio: float = setting(3.0, "D's rate over G's", low=0.0, low_open=True)

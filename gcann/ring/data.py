@@ -70,6 +70,11 @@ def noise_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) + (1 << 32))
 
 
+def knob_generator(seed: int) -> torch.Generator:
+    """Seed ``seed``'s generator of what a controller's knobs draw: instance noise and the CLC buffers' slots."""
+    return torch.Generator().manual_seed(int(seed) + (4 << 32))
+
+
 def eval_generator(seed: int, final: bool = False) -> torch.Generator:
     """Seed ``seed``'s generator of evaluation latent codes, apart from training: the coverage
     curve's fixed codes, or (``final``) the final evaluation's."""

@@ -4,7 +4,8 @@
 * ``modes_hq``: mean modes covered and mean HQ ratio per setting (± one standard deviation);
 * ``coverage_epochs``: mean modes covered over epochs per setting (Welfert et al.'s Figure 1, left);
 * ``scatter``: generated samples over the discriminator's decision contours σ(D(x)), first seed of each setting;
-* ``controller_events``: each +gcann row's controller events over training, and the mean learning rates;
+* ``controller_events``: the controller events of each row with a feedback controller (+gcann, +gap, ...) over
+  training, and the mean learning rates;
 * :func:`alpha_sweep_figure`: the paper's Figure 1, coverage over epochs and success/failure against α_D;
 * :func:`toy_objectives_figure`: the generator objectives under the optimal discriminator (1-D toy).
 """
@@ -92,7 +93,7 @@ def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[di
     paths.append(out / "scatter.png")
     _scatter(run, names, dataset, paths[-1])
 
-    if any(s.gcann for s in run.settings):
+    if any(s.controller != "none" for s in run.settings):
         paths.append(out / "controller_events.png")
         controller_events_figure(run.settings, run.seeds, run.events, run.lr_d, run.lr_g, run.steps, paths[-1])
     return paths
@@ -110,7 +111,7 @@ def alpha_sweep_figure(run: RingRun, sweep: Sequence[dict], path: Path, *, datas
         modes = torch.stack([c["modes_covered"].double() for c in run.curve])     # (E, S)
         for a, colour in zip(alphas, colours):
             rows = [i for i, s in enumerate(run.settings) if s.loss == "alpha_sat" and s.alpha_g == 1.0
-                    and s.alpha_d == a and not (s.gcann or s.r1 or s.ema)]
+                    and s.alpha_d == a and not (s.controller != "none" or s.r1 or s.ema)]
             m = modes[:, rows]
             a1.plot(run.curve_epochs, m.mean(1), color=colour, label=f"α_D = {a:g}")
             if len(rows) > 1:
@@ -139,9 +140,9 @@ def alpha_sweep_figure(run: RingRun, sweep: Sequence[dict], path: Path, *, datas
 
 def controller_events_figure(settings: Sequence, seeds: Sequence[int], events: Sequence[dict], lr_d: Sequence[Tensor],
                              lr_g: Sequence[Tensor], steps: int, path: Path) -> None:
-    """Each +gcann row's controller events over the steps (one marker per event; a long study has tens of
+    """Each controlled row's events over the steps (one marker per event; a long study has tens of
     thousands, drawn as one scatter per kind of event) and the mean learning rates per epoch."""
-    gc = [i for i, s in enumerate(settings) if s.gcann]
+    gc = [i for i, s in enumerate(settings) if s.controller != "none"]
     line = {row: j for j, row in enumerate(gc)}
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), gridspec_kw={"height_ratios": [2, 1]})
     kinds = sorted({e["event"] for e in events})
@@ -155,10 +156,10 @@ def controller_events_figure(settings: Sequence, seeds: Sequence[int], events: S
     a1.set_xlim(0, steps)
     if kinds:
         a1.legend(fontsize=6, loc="upper left", ncol=4)
-    a1.set_title("controller events (+gcann rows)")
+    a1.set_title("controller events (rows with a controller)")
     epochs = range(1, len(lr_d) + 1)
     rates_d, rates_g = torch.stack(list(lr_d))[:, gc], torch.stack(list(lr_g))[:, gc]
-    a2.plot(epochs, rates_d.mean(1), label="lr_D (mean over +gcann rows)")
+    a2.plot(epochs, rates_d.mean(1), label="lr_D (mean over rows with a controller)")
     a2.plot(epochs, rates_g.mean(1), label="lr_G")
     a2.set_yscale("log")
     a2.set_xlabel("epoch")

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from gcann.control import CONTROLLERS
 from gcann.fileio import atomic_write_text
 from gcann.metrics.toy import TOY_EVAL_SAMPLES
 from gcann.sysmem import keep_freed_memory
@@ -53,7 +54,7 @@ FORM_NOTES = {
              "(390 steps per epoch), exact α-losses; a row whose loss is NaN/Inf is stopped and counted a failure",
 }
 
-_NAME = re.compile(r"^(?:(sat|ns)\((\d*\.?\d+),(\d*\.?\d+)\)|(lsgan|gan|nsgan))((?:\+(?:gcann|r1|ema))*)$")
+_NAME = re.compile(r"^(?:(sat|ns)\((\d*\.?\d+),(\d*\.?\d+)\)|(lsgan|gan|nsgan))((?:\+[a-z0-9-]+)*)$")
 
 
 def default_settings() -> list[str]:
@@ -61,8 +62,9 @@ def default_settings() -> list[str]:
 
 
 def parse_settings(text: str | Sequence[str]) -> list[RingSetting]:
-    """Settings from names such as ``sat(0.3,1)``, ``ns(0.5,1.2)+gcann``, ``lsgan+r1+ema`` (separated by
-    spaces or semicolons). ``+r1`` uses γ = R1_GAMMA, ``+ema`` β = EMA_BETA."""
+    """Settings from names such as ``sat(0.3,1)``, ``ns(0.5,1.2)+gcann``, ``lsgan+r1+ema``, ``ns(1,1)+gap``
+    (separated by spaces or semicolons). ``+r1`` uses γ = R1_GAMMA, ``+ema`` β = EMA_BETA, ``+NAME`` the
+    controller NAME of :data:`gcann.control.CONTROLLERS` (at most one)."""
     names = text.replace(";", " ").split() if isinstance(text, str) else list(text)
     if not names:
         raise RingError("no settings given")
@@ -71,15 +73,22 @@ def parse_settings(text: str | Sequence[str]) -> list[RingSetting]:
         m = _NAME.match(name.replace(" ", ""))
         if not m:
             raise RingError(f"unknown setting {name!r}; write e.g. sat(0.3,1), ns(0.5,1.2)+gcann, lsgan+r1, "
-                             f"nsgan+ema (variants +gcann, +r1, +ema)")
+                             f"nsgan+ema, ns(1,1)+gap (variants +r1, +ema and +CONTROLLER)")
         kind, ad, ag, plain, variants = m.groups()
         parts = variants.split("+")[1:]
         if len(set(parts)) != len(parts):
             raise RingError(f"setting {name!r} repeats a variant")
+        wrong = [p for p in parts if p not in ("r1", "ema") and p not in CONTROLLERS]
+        if wrong:
+            raise RingError(f"unknown setting {name!r}: no variant +{wrong[0]}; the variants are +r1, +ema and a "
+                            f"controller: {', '.join('+' + c for c in CONTROLLERS if c != 'none')}")
+        ctl = [p for p in parts if p in CONTROLLERS]
+        if len(ctl) > 1:
+            raise RingError(f"setting {name!r} names two controllers ({', '.join(ctl)}); a row has one")
         loss = {"sat": "alpha_sat", "ns": "alpha_ns"}[kind] if kind else plain
         s = RingSetting(loss, float(ad) if ad else 1.0, float(ag) if ag else 1.0,
                         r1=R1_GAMMA if "r1" in parts else 0.0, ema=EMA_BETA if "ema" in parts else 0.0,
-                        gcann="gcann" in parts)
+                        controller=ctl[0] if ctl else "none")
         if s in out:
             raise RingError(f"setting {s.name!r} is given twice")
         out.append(s)
@@ -98,7 +107,8 @@ def alpha_sweep_summary(results: Sequence[dict]) -> list[dict]:
     ``results``, beside the published ones (:data:`PUBLISHED_FIGURE1`) where the paper has that α_D."""
     out = []
     for r in results:
-        if r["loss"] != "alpha_sat" or r["alpha_g"] != 1.0 or r["gcann"] or r["r1_gamma"] or r["ema_beta"]:
+        if (r["loss"] != "alpha_sat" or r["alpha_g"] != 1.0 or r.get("controller", "none") != "none" or r["r1_gamma"]
+                or r["ema_beta"]):
             continue
         row = {k: r[k] for k in ("alpha_d", "n_seeds", "success", "success_ci95", "failure", "failure_ci95")}
         pub = PUBLISHED_FIGURE1.get(round(r["alpha_d"], 6))
@@ -133,7 +143,7 @@ def summarise(run: RingRun, metrics: dict[str, torch.Tensor], settings: Sequence
         hq = metrics["hq_ratio"][rows]
         out.append({
             "setting": s.name, "form": run.form, "loss": s.loss, "alpha_d": s.alpha_d, "alpha_g": s.alpha_g, "r1_gamma": s.r1,
-            "ema_beta": s.ema, "gcann": s.gcann, "n_seeds": n,
+            "ema_beta": s.ema, "controller": s.controller, "n_seeds": n,
             "success": succ / n, "success_ci95": list(wilson(succ, n)),
             "failure": fail / n, "failure_ci95": list(wilson(fail, n)),
             "modes_mean": float(modes.mean()), "modes_std": float(modes.std()) if n > 1 else 0.0,
@@ -214,7 +224,8 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
               "modes": [c["modes_covered"].tolist() for c in run.curve],
               "hq": [c["hq_ratio"].tolist() for c in run.curve]}
     history = {"loss_d": [x.tolist() for x in run.loss_d], "loss_g": [x.tolist() for x in run.loss_g],
-               "lr_d": [x.tolist() for x in run.lr_d], "lr_g": [x.tolist() for x in run.lr_g]}
+               "lr_d": [x.tolist() for x in run.lr_d], "lr_g": [x.tolist() for x in run.lr_g],
+               "knobs": {name: [x.tolist() for x in values] for name, values in run.knobs.items()}}
     atomic_write_text(out / "run.json", json.dumps({
         "meta": meta, "rows": [{"setting": s.name, "seed": k} for s, k in rows], "curves": curves,
         "history": history, "events": run.events, "d_updates": run.d_updates.tolist(),

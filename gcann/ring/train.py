@@ -4,10 +4,10 @@ Row ``k`` of the batch is one seed under one :class:`RingSetting`; rows share
 nothing but the matmul calls. Per step ``t`` (the image trainer's reading of a
 controller, ``docs/training.md``, with ``lag = 1``):
 
-1. each row's control gives this step's plan: ``d_steps``, ``g_steps``, learning
-   rates, diversity (GCANN rows: the decision from step ``t − 1``'s losses,
-   :class:`gcann.train.control.GCANNControl`; other rows: one step each at the
-   base learning rate);
+1. each row's controller (any of :data:`gcann.control.CONTROLLERS`; ``none``
+   unless the setting names one, ``ns(1,1)+gap``) gives this step's plan through
+   :class:`gcann.control.ControlRows`: ``d_steps``, ``g_steps``, learning rates,
+   diversity and knobs, decided from step ``t − 1``'s losses;
 2. each row draws its real batch and latent codes; the fakes are made once;
 3. round ``r = 0, 1, ...``: D updates of the rows with ``d_steps > r``; round 0 on
    the step's batch and fakes, later rounds (catch-up bursts) on fresh batches
@@ -16,13 +16,19 @@ controller, ``docs/training.md``, with ``lag = 1``):
 4. the same for G (round 0 on the step's fakes, after D's update), then the EMA
    of the rows that have one, after each of their G updates;
 5. the plain GAN losses of round 0 (before the update; computed for every row,
-   also those that do not train) go to the controls. A row whose loss is NaN or
-   Inf is *diverged*: it stops training and counts as a failure. (On a GPU, with
-   no +gcann row, the losses reach the host once per epoch, not every step, so a
-   diverged row is stopped at the end of its epoch.)
+   also those that do not train) and the statistics the controllers need (mean D
+   logit on reals and fakes, E[sign D(x_real)], from round 0) go to the
+   controllers. A row whose loss is NaN or Inf is *diverged*: it stops training
+   and counts as a failure. (On a GPU, with only ``none`` rows, the losses reach
+   the host once per epoch, not every step, so a diverged row is stopped at the
+   end of its epoch.)
 
 Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
-``PENALTIES["r1"]``; hyper-parameters are per row.
+``PENALTIES["r1"]``; hyper-parameters are per row. The knobs a controller sets act
+on its row's objective: ``r1_gamma`` is the R1 weight (replacing the setting's),
+``noise_sigma`` adds instance noise σ·ε to every input of D in both players'
+losses (ε from the row's own generator), ``clc_weight`` adds λ·(E[D(x)²] over a
+buffer of past reals + over past fakes) to D's loss (:class:`ClcBuffers`).
 
 ``form`` (:mod:`gcann.ring.data`): ``"source"`` trains as the authors' code does (shared data and
 code pools, the short last batch kept, padded and averaged over its valid points, the α-losses'
@@ -46,15 +52,16 @@ import torch
 from torch import Tensor
 
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
-from gcann.controller import GCANNConfig, GCANNController
+from gcann.control import CONTROLLERS, ControlRows, make_controller
+from gcann.control.buffers import SampleBuffers
+from gcann.controller import GCANNConfig
 from gcann.diversity import diversity_term
 from gcann.fileio import atomic_write
 from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
 from gcann.presets import preset
-from gcann.train.control import ConstantControl, GCANNControl
 
-from .data import (BATCH_SIZE, FORMS, N_TRAIN, RingError, SeedStreams, SourceStreams, data_generator, dataset_modes, eval_generator,
-                   noise_generator, source_pools)
+from .data import (BATCH_SIZE, FORMS, N_TRAIN, RingError, SeedStreams, SourceStreams, data_generator, dataset_modes,
+                   eval_generator, knob_generator, noise_generator, source_pools)
 from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
 
 __all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "StateError", "ring_gcann_config",
@@ -78,7 +85,7 @@ class RingSetting:
     alpha_g: float = 1.0           # α_G of the (α_D, α_G) losses
     r1: float = 0.0                # R1 weight γ on D (0: none)
     ema: float = 0.0               # generator EMA decay β (0: none)
-    gcann: bool = False            # one GCANN controller per seed
+    controller: str = "none"       # one controller per seed (a gcann.control.CONTROLLERS name)
 
     def __post_init__(self):
         if self.loss not in GAN_LOSSES or self.loss in ("wgan", "gan_qp", "hinge"):
@@ -91,15 +98,18 @@ class RingSetting:
             raise RingError(f"ring setting: the R1 weight must be >= 0, got {self.r1!r}")
         if not (0 <= self.ema < 1):
             raise RingError(f"ring setting: the EMA decay must be in [0, 1), got {self.ema!r}")
+        if self.controller not in CONTROLLERS:
+            raise RingError(f"ring setting: unknown controller {self.controller!r}; choose from {', '.join(CONTROLLERS)}")
 
     @property
     def name(self) -> str:
-        """Readable name: ``sat(0.3,1)``, ``ns(1,1)+gcann``, ``lsgan+r1``, ``sat(1,1)+ema``."""
+        """Readable name: ``sat(0.3,1)``, ``ns(1,1)+gcann``, ``lsgan+r1``, ``sat(1,1)+ema``, ``ns(1,1)+gap``."""
         if self.loss in _LOSS_LABEL:
             base = f"{_LOSS_LABEL[self.loss]}({self.alpha_d:g},{self.alpha_g:g})"
         else:
             base = self.loss
-        return base + ("+gcann" if self.gcann else "") + ("+r1" if self.r1 else "") + ("+ema" if self.ema else "")
+        ctl = "" if self.controller == "none" else "+" + self.controller
+        return base + ctl + ("+r1" if self.r1 else "") + ("+ema" if self.ema else "")
 
     @property
     def hp(self) -> dict[str, float]:
@@ -108,7 +118,8 @@ class RingSetting:
 
 
 def ring_gcann_config(steps_per_epoch: int, lr: float = LR) -> GCANNConfig:
-    """The controller of the +gcann settings: the ``paper-celeba`` preset (warm-up 1 epoch) at the ring's lr."""
+    """The controller of the +gcann settings: the ``paper-celeba`` preset (warm-up 1 epoch) at the ring's lr
+    (what ``make_controller("gcann", lr, lr, steps_per_epoch=...)`` builds)."""
     return preset("paper-celeba", steps_per_epoch=steps_per_epoch, lr_d=lr, lr_g=lr)
 
 
@@ -125,13 +136,14 @@ class RingRun:
     steps: int                           # main steps taken
     curve_epochs: list[int] = field(default_factory=list)
     curve: list[dict[str, Tensor]] = field(default_factory=list)   # toy metrics (S,) after each listed epoch
+    knobs: dict[str, list[Tensor]] = field(default_factory=dict)  # per knob in use, per epoch: its value at the end (S,)
     loss_d: list[Tensor] = field(default_factory=list)   # per epoch: mean controller-read D loss (S,)
     loss_g: list[Tensor] = field(default_factory=list)
     lr_d: list[Tensor] = field(default_factory=list)     # per epoch: lr at the epoch's end (S,)
     lr_g: list[Tensor] = field(default_factory=list)
     d_updates: Tensor | None = None      # (S,) total D updates
     g_updates: Tensor | None = None
-    events: list[dict] = field(default_factory=list)     # {"row", "step", "event", "reason"}
+    events: list[dict] = field(default_factory=list)     # gcann.control.event_record: the Event's fields, row, controller
     time_total: float = 0.0              # seconds in the training loop
     time_control: float = 0.0            # of which in the controls (observe + plan)
     form: str = "source"                 # "source" (the authors' code) or "exact" (see gcann.ring.data)
@@ -175,14 +187,15 @@ def train_ring(
     batch_size: int = BATCH_SIZE,         # batch size
     lr: float = LR,                       # Adam learning rate (both networks; GCANN rows start there)
     betas: tuple[float, float] = BETAS,   # Adam betas
-    gcann_config: GCANNConfig | None = None,  # controller of +gcann rows (default: ring_gcann_config)
+    controller_settings: dict | None = None,  # controller name -> its settings (a mapping, or a GCANNConfig for
+                                          # gcann; default: each controller's defaults for this run)
     curve_every: int = 1,                 # evaluate coverage every this many epochs (0: never)
     curve_samples: int = 2_500,           # samples per seed for the coverage curve (fixed codes per seed)
     max_steps: int | None = None,         # stop after this many main steps (tests)
     progress: Callable[[int, int], None] | None = None,  # called with (epoch, epochs) after each epoch
     trace: list | None = None,            # if a list: one dict per step (plans and the losses read), for checks
     device: str | torch.device = "cpu",   # where the networks train; streams, controllers and metrics stay on the CPU
-    cuda_graph: bool | str = True,        # CUDA, no +gcann row: replay each step as one captured CUDA graph
+    cuda_graph: bool | str = True,        # CUDA, only `none` rows: replay each step as one captured CUDA graph
                                           # ("eager": the same device-side step, not captured, on any device)
     tf32: bool = False,                   # CUDA: TF32 tensor cores for the matmuls (products with a 10-bit mantissa)
     fused_adam: bool = False,             # the device-side step: Adam as one fused kernel over every seed (all
@@ -196,7 +209,7 @@ def train_ring(
         raise RingError("saving or resuming a ring run needs a state_file, and save_every must be >= 0")
     if form not in FORMS:
         raise RingError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
-    args = (settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
+    args = (settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, controller_settings, curve_every,
             curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam,
             None if state_file is None else Path(state_file), save_every, resume)
     before = torch.backends.cuda.matmul.allow_tf32
@@ -207,7 +220,7 @@ def train_ring(
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, gcann_config, curve_every,
+def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, controller_settings, curve_every,
                 curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam, state_file, save_every,
                 resume) -> RingRun:
     settings, seeds = list(settings), [int(s) for s in seeds]
@@ -238,9 +251,25 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         p.requires_grad_(True)
     ema = [p.detach().clone() for p in G]
     opt_d, opt_g = MaskedAdam(D, betas, uniform_fused=fused_adam), MaskedAdam(G, betas, uniform_fused=fused_adam)
-    cfg = gcann_config or ring_gcann_config(steps_per_epoch, lr)
-    controls = [GCANNControl(GCANNController(cfg)) if s.gcann else ConstantControl(lr, lr) for s in settings]
-    gcann_rows = [k for k, s in enumerate(settings) if s.gcann]
+    chosen = dict(controller_settings or {})
+    unknown = sorted(set(chosen) - set(CONTROLLERS))
+    if unknown:
+        raise RingError(f"settings given for unknown controller(s) {', '.join(unknown)}; choose from {', '.join(CONTROLLERS)}")
+    controllers = [make_controller(s.controller, lr, lr, chosen.get(s.controller),
+                                   steps_per_epoch=steps_per_epoch, batch_size=batch_size, loss=s.loss,
+                                   loss_hp={**s.hp, "clamp": SOURCE_CLAMP if form == "source" else 0.0})
+                   for s in settings]
+    controls = ControlRows(controllers, lag=1, knob_defaults={"r1_gamma": [s.r1 for s in settings]})
+    ctl_rows = controls.dynamic             # rows whose controller reads every step's losses
+    knob_rows = {n: [k for k, c in enumerate(controllers) if n in c.knob_names] for n in controls.knob_names}
+    noise_rows = knob_rows.get("noise_sigma", [])
+    clc_rows = knob_rows.get("clc_weight", [])
+    knob_gens = {k: knob_generator(seeds[k]) for k in noise_rows + clc_rows}
+    clc = SampleBuffers([controllers[k].settings.buffer_batches * batch_size for k in clc_rows], batch_size, (2,),
+                        [knob_gens[k] for k in clc_rows], dev) if clc_rows else None
+    clc_idx = torch.tensor(clc_rows, dtype=torch.long, device=dev)
+    diversity_cfg = next((c.settings for c in controllers if isinstance(c.settings, GCANNConfig)), None)
+    plain_rows = all(s.controller == "none" for s in settings)
 
     loss_groups = _groups([s.loss for s in settings])
     # α in double precision (the source form computes A = α/(α−1) in double, as that code does with Python floats;
@@ -249,8 +278,10 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                              dtype=torch.float64 if name.startswith("alpha") else torch.float32).view(S, 1)
           for name in settings[0].hp}
     hp["clamp"] = SOURCE_CLAMP if source else 0.0
-    r1_groups = [(a, b) for a, b, on in _groups([s.r1 > 0 for s in settings]) if on]
+    r1_groups = [(a, b) for a, b, on in _groups([s.r1 > 0 or k in knob_rows.get("r1_gamma", ())
+                                                    for k, s in enumerate(settings)]) if on]
     r1_gamma = torch.tensor([s.r1 for s in settings], device=dev)
+    noise_sigma = clc_weight = None
     ema_beta = torch.tensor([s.ema for s in settings])
     ema_beta_dev = ema_beta.to(dev)
     has_ema = ema_beta > 0
@@ -278,9 +309,30 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     def d_out(params, x):
         return mlp_forward(DISCRIMINATOR, params, x).squeeze(-1)
 
-    def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(loss with R1, plain GAN loss), each (S,); ``n``: the rows' counts of valid samples (source form)."""
+    def noisy(x: Tensor, draw: Tensor | None = None) -> Tensor:
+        """Instance noise of the rows whose controller sets ``noise_sigma``: σ·ε, ε from the row's own
+        generator, drawn for the rows in ``draw`` (all when None) only."""
+        if not noise_rows:
+            return x
+        eps = torch.zeros_like(x)
+        for k in noise_rows:
+            if draw is None or draw[k]:
+                eps[k] = torch.randn(x.shape[1:], generator=knob_gens[k]).to(dev)
+        return x + noise_sigma.to(x.dtype).view(-1, 1, 1) * eps
+
+    def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None, draw: Tensor | None = None,
+               update: Tensor | None = None, stats: dict | None = None) -> tuple[Tensor, Tensor]:
+        """(loss with R1 and the knobs' terms, plain GAN loss), each (S,); ``n``: the rows' counts of valid
+        samples (source form); ``draw``: the rows that draw instance noise (all when None); ``update``:
+        the rows that take this loss's gradient (their CLC buffers take the batch; None: a measurement
+        only, no CLC term); ``stats``: filled with the controllers' statistics when given."""
+        x_real, fake = noisy(x_real, draw), noisy(fake, draw)
         r, f = d_out(D, x_real), d_out(D, fake)
+        if stats is not None:
+            with torch.no_grad():
+                stats["d_real"] = reduce(r, n).tolist()
+                stats["d_fake"] = reduce(f, n).tolist()
+                stats["real_sign"] = reduce(torch.sign(r), n).tolist()
         plain = torch.cat([reduce(GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))),
                                   _part(n, a, b)) for a, b, name in loss_groups])
         total = plain
@@ -291,39 +343,56 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                                      x_real[a:b].reshape(rows * B, 2), None, None,
                                      {"gamma": r1_gamma[a:b].repeat_interleave(B)})
             total = torch.cat([total[:a], total[a:b] + reduce(pen.view(rows, B), _part(n, a, b)), total[b:]])
+        if clc is not None and update is not None:
+            # λ (E[D(x)²] over past reals + over past fakes): each updating row's buffers take its batch (its
+            # valid points), then give one; a row that does not update adds nothing
+            xr_buf = torch.zeros(len(clc_rows), B, 2, device=dev)
+            xf_buf = torch.zeros_like(xr_buf)
+            got = torch.zeros(len(clc_rows), dtype=torch.long)
+            counts = None if n is None else n.tolist()
+            for i, k in enumerate(clc_rows):
+                if update[k]:
+                    m = B if counts is None else counts[k]
+                    a, b = clc.push_and_draw(i, x_real[k, :m].detach(), fake[k, :m].detach())
+                    xr_buf[i, :len(a)], xf_buf[i, :len(b)] = a, b
+                    got[i] = len(a)
+            got = got.to(dev)
+            sub = [p.index_select(0, clc_idx) for p in D]
+            valid = arange_b < got[:, None]
+            sq = torch.where(valid, d_out(sub, xr_buf).pow(2) + d_out(sub, xf_buf).pow(2), 0.0)
+            term = sq.sum(1) / got.clamp(min=1)
+            total = total.index_add(0, clc_idx, clc_weight.to(dev, term.dtype)[clc_idx] * term)
         return total, plain
 
-    def g_loss(fake: Tensor, n: Tensor | None) -> Tensor:
-        f = d_out(D, fake)
+    def g_loss(fake: Tensor, n: Tensor | None, mask: Tensor | None = None) -> Tensor:
+        f = d_out(D, noisy(fake, mask))
         return torch.cat([reduce(GAN_LOSSES[name].g(f[a:b], Context(fake[a:b], fake[a:b], _rows(hp, a, b))),
                                  _part(n, a, b)) for a, b, name in loss_groups])
 
-    def g_objective(fake: Tensor, use_div: list[int], n: Tensor | None) -> tuple[Tensor, Tensor]:
-        plain = g_loss(fake, n)
+    def g_objective(fake: Tensor, use_div: list[int], n: Tensor | None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        plain = g_loss(fake, n, mask)
         total = plain
         if use_div:
             extra = torch.zeros(S, device=dev)
             counts = [B] * S if n is None else n.tolist()
             extra = extra.index_put((torch.tensor(use_div, device=dev),),
-                                    torch.stack([diversity_term(fake[k, :counts[k]], cfg) for k in use_div]))
+                                    torch.stack([diversity_term(fake[k, :counts[k]], diversity_cfg) for k in use_div]))
             total = plain + extra
         return total, plain
 
     run = RingRun(settings, seeds, G, D, ema, diverged, 0, form=form,
                   eval_codes=pools.test_codes if source else None)
-    # rows without a controller: one D and one G step at the base rate, every step (no per-step Python)
-    const_steps = torch.ones(S, dtype=torch.long)
     const_lr = torch.full((S,), float(lr), dtype=torch.float64)
-    gcann_idx = torch.tensor(gcann_rows, dtype=torch.long)
     # the losses reach the CPU every step when a controller reads them (lag 1), on the CPU, or for a trace;
     # otherwise once per epoch, and a NaN/Inf row is then found diverged at the epoch's end (on CUDA only)
-    read_every_step = bool(gcann_rows) or not cuda or trace is not None
+    read_every_step = bool(ctl_rows) or not cuda or trace is not None
+    wanted_stats = bool(controls.needs)
     diverged_dev = torch.zeros(S, dtype=torch.bool, device=dev)
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     sum_d = torch.zeros(S, dtype=torch.float64, device=dev)
     sum_g = torch.zeros(S, dtype=torch.float64, device=dev)
     d_updates, g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
-    graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and not gcann_rows
+    graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and plain_rows
                            and trace is None, cuda_graph is True and cuda, S, B, dev, counted=source)
 
     def plain_step(x: Tensor, z: Tensor, n: Tensor | None) -> None:
@@ -349,9 +418,10 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     # what a saved state must match to be resumed here (the number of epochs may grow)
     identity = {"settings": [vars(s) for s in settings], "seeds": seeds, "form": form,
                 "eval_samples": eval_samples if source else None, "dataset": dataset, "n_train": n_train,
-                "batch_size": batch_size, "lr": lr, "betas": list(betas), "gcann": vars(cfg),
+                "batch_size": batch_size, "lr": lr, "betas": list(betas), "controllers": [{k: c.state_dict()[k] for k in ("controller", "settings")} for c in controllers],
                 "curve_every": curve_every, "curve_samples": curve_samples, "fused_adam": fused_adam}
     parts = {"G": G, "D": D, "ema": ema, "adam_d": opt_d, "adam_g": opt_g, "stream": stream, "controls": controls,
+             "buffers": clc, "knob_gens": [knob_gens[k] for k in sorted(knob_gens)],
              "counts": [diverged, d_updates, g_updates]}
     start, elapsed = 0, 0.0
     if resume and state_file.exists():
@@ -373,18 +443,18 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 diverged |= diverged_dev.cpu()
         else:
             live = ~diverged
-            d_steps, g_steps, lr_d, lr_g = const_steps * live, const_steps * live, const_lr, const_lr
-            use_div = []
-            if gcann_rows:
-                c0 = time.perf_counter()
-                plans = [controls[k].plan() for k in gcann_rows]
-                run.time_control += time.perf_counter() - c0
-                d_steps, g_steps, lr_d, lr_g = d_steps.clone(), g_steps.clone(), lr_d.clone(), lr_g.clone()
-                d_steps[gcann_idx] = torch.tensor([p.d_steps for p in plans]) * live[gcann_idx]
-                g_steps[gcann_idx] = torch.tensor([p.g_steps for p in plans]) * live[gcann_idx]
-                lr_d[gcann_idx] = torch.tensor([p.lr_d for p in plans], dtype=torch.float64)
-                lr_g[gcann_idx] = torch.tensor([p.lr_g for p in plans], dtype=torch.float64)
-                use_div = [k for k, p in zip(gcann_rows, plans) if p.use_diversity and live[k]]
+            c0 = time.perf_counter()
+            plans = controls.plans()
+            run.time_control += time.perf_counter() - c0
+            d_steps, g_steps, lr_d, lr_g = plans.d_steps * live, plans.g_steps * live, plans.lr_d, plans.lr_g
+            use_div = (plans.use_diversity & live).nonzero().flatten().tolist() if ctl_rows else []
+            if "r1_gamma" in knob_rows and knob_rows["r1_gamma"]:
+                r1_gamma = plans.knobs["r1_gamma"].to(dev, torch.float32)
+            if noise_rows:
+                noise_sigma = plans.knobs["noise_sigma"].to(dev)
+            if clc_rows:
+                clc_weight = plans.knobs["clc_weight"]
+            stats = {} if wanted_stats else None
 
             x_step, z_step, n_step = (None if v is None else to_dev(v) for v in stream.batch())
             fake_step = mlp_forward(GENERATOR, G, z_step)
@@ -395,7 +465,8 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                     with torch.no_grad():
                         x_real, z, n_round = (None if v is None else to_dev(v) for v in stream.batch(mask))
                         fake = mlp_forward(GENERATOR, G, z)
-                total, plain = d_loss(x_real, fake.detach(), n_round)
+                total, plain = d_loss(x_real, fake.detach(), n_round, None if r == 0 else mask, mask,
+                                      stats if r == 0 else None)
                 if r == 0:
                     ld = plain.detach()
                 grads = torch.autograd.grad(total.sum(), D)
@@ -403,14 +474,14 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 d_updates += mask.long()
             if int(d_steps.max()) == 0:
                 with torch.no_grad():
-                    ld = d_loss(x_step, fake_step, n_step)[1]
+                    ld = d_loss(x_step, fake_step, n_step, stats=stats)[1]
             fake, n_round = fake_step, n_step
             for r in range(max(int(g_steps.max()), 1)):
                 mask = g_steps > r
                 if r:
                     z, n_round = (None if v is None else to_dev(v) for v in stream.codes(mask))
                     fake = mlp_forward(GENERATOR, G, z)
-                total, plain = g_objective(fake, use_div, n_round)
+                total, plain = g_objective(fake, use_div, n_round, None if r == 0 else mask)
                 if r == 0:
                     lg = plain.detach()
                 if not bool(mask.any()):
@@ -434,14 +505,14 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 ld_list, lg_list = ld.tolist(), lg.tolist()   # the controllers read the losses now (lag 1)
                 diverged |= ~finite.cpu()
                 c0 = time.perf_counter()
-                for k in gcann_rows:
-                    if not diverged[k]:
-                        for e in controls[k].observe(ld_list[k], lg_list[k]):
-                            run.events.append({"row": k, "step": e.step, "event": e.event, "reason": e.reason})
+                if ctl_rows:
+                    run.events.extend(controls.observe(t, ld_list, lg_list, live=~diverged, stats=stats,
+                                                       epoch=t // steps_per_epoch))
                 run.time_control += time.perf_counter() - c0
                 if trace is not None:
                     trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
-                                  "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list})
+                                  "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list,
+                                  "knobs": {n: v.tolist() for n, v in plans.knobs.items()}, **(stats or {})})
             else:
                 diverged_dev |= ~finite
                 if end_of_epoch:
@@ -454,8 +525,11 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
             run.loss_g.append((sum_g / n).float().cpu())
             sum_d.zero_()
             sum_g.zero_()
-            run.lr_d.append(torch.tensor([c.plan().lr_d for c in controls]))
-            run.lr_g.append(torch.tensor([c.plan().lr_g for c in controls]))
+            nxt = controls.plans()
+            run.lr_d.append(nxt.lr_d.clone())
+            run.lr_g.append(nxt.lr_g.clone())
+            for name in controls.knob_names:
+                run.knobs.setdefault(name, []).append(nxt.knobs[name].clone())
             if curve_every and (epoch % curve_every == 0 or t + 1 == total_steps):
                 run.curve_epochs.append(epoch)
                 x = generate(run.eval_params(), curve_z)
@@ -523,8 +597,8 @@ class StateError(RingError):
     """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
 
 
-_STATE_VERSION = 2   # 2: the form (source or exact) and the source form's streams
-_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "events", "time_control")
+_STATE_VERSION = 3   # 2: the form (source or exact) and the source form's streams; 3: any controller, knobs
+_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "knobs", "events", "time_control")
 _TENSOR_PARTS = ("G", "D", "ema", "counts")   # lists of tensors, restored in place
 
 
@@ -535,7 +609,9 @@ def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: in
 
     state = {"version": _STATE_VERSION, "identity": identity, "steps": steps, "elapsed": elapsed,
              **{name: cpu(parts[name]) for name in _TENSOR_PARTS},
-             "stream": parts["stream"].state_dict(), "controls": [c.state_dict() for c in parts["controls"]],
+             "stream": parts["stream"].state_dict(), "controls": parts["controls"].state_dict(),
+             "buffers": None if parts["buffers"] is None else parts["buffers"].state_dict(),
+             "knob_gens": [g.get_state() for g in parts["knob_gens"]],
              "run": {k: getattr(run, k) for k in _RUN_FIELDS}}
     for name in ("adam_d", "adam_g"):
         opt = parts[name]
@@ -569,8 +645,11 @@ def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_ste
             for p, q in zip(mine, saved_ones):
                 p.copy_(q)
     parts["stream"].load_state_dict(state["stream"])
-    for c, st in zip(parts["controls"], state["controls"]):
-        c.load_state_dict(st)
+    parts["controls"].load_state_dict(state["controls"])
+    if parts["buffers"] is not None:
+        parts["buffers"].load_state_dict(state["buffers"])
+    for g, st in zip(parts["knob_gens"], state["knob_gens"]):
+        g.set_state(st)
     for k in _RUN_FIELDS:
         setattr(run, k, state["run"][k])
     return state["steps"], state["elapsed"]

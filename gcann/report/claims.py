@@ -70,6 +70,6 @@ def claims_section(report: dict) -> list[dict]:
         if not gcann_only and all_rows:
             note = "; ".join(filter(None, [note, "no setting is identified as GCANN: every comparison is listed"]))
         out.append({"claim": claim, "source": SOURCE, "metrics": metrics, "note": note,
-                    "summary": _summary(all_rows) if any(m["measured"] for m in metrics) else
-                    "not measured in this report"})
+                    "summary": ("not measured in this report" if not any(m["measured"] for m in metrics) else
+                                _summary(all_rows) if all_rows else "measured, no comparison (one setting)")})
     return out

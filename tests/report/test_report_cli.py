@@ -219,3 +219,13 @@ def test_import_does_not_load_matplotlib():
     code = "import sys, gcann.report, gcann.cli.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_single_run_folder(tmp_path, capsys):
+    dirs = write_sweep(tmp_path / "sw", [0], {"controller": ["none"]})
+    rc, io = run_cli([dirs[0], "--no-figures"], capsys)
+    assert rc == 0, io.err
+    doc = json.loads((dirs[0] / "report" / "report.json").read_text())
+    assert doc["kind"] == "runs" and [g["setting"] for g in doc["groups"]] == [{}]
+    assert doc["comparisons"] == [] and doc["groups"][0]["metrics"]["loss_gap"]["ci95"] is None
+    assert doc["claims"][0]["summary"] == "measured, no comparison (one setting)"

@@ -31,7 +31,7 @@ def report(dirs, baseline, metrics, interval, out, no_figures):
             raise ReportError("several folders: give --out DIR")
         out = str(Path(dirs[0]) / "report")
     check_output(Path(out), "--out", folder=True)
-    doc, written = make_report(list(dirs), out, baseline=baseline, metrics=metrics, interval=interval,
+    doc, _ = make_report(list(dirs), out, baseline=baseline, metrics=metrics, interval=interval,
                                figures=not no_figures)
     verdicts = [c["verdict"] for c in doc["comparisons"]]
     click.echo(f"{len(doc['groups'])} setting(s), {sum(g['n_seeds'] for g in doc['groups'])} run(s), "

@@ -111,8 +111,8 @@ def _baselines(groups: list[dict], want: dict[str, str]) -> tuple[dict[int, int]
     if len(groups) < 2:
         return {}, "one setting: nothing to compare"
     return ({i: 0 for i in range(1, len(groups))},
-            f"no setting without a controller to pair with: the first setting, {_label(groups[0]['setting'])}, is the "
-            f"baseline (pass --baseline KEY=VALUE to choose)")
+            (f"no setting without a controller to pair with: the first setting, {_label(groups[0]['setting'])}, is "
+             f"the baseline (pass --baseline KEY=VALUE to choose)"))
 
 
 def _label(setting: dict) -> str:
@@ -140,7 +140,7 @@ def _group(runs: list[Run], metrics: list[str], interval: str) -> dict:
         evaluation = {"samples": [json.loads(x) for x in ev_samples]}
         what = {r.evaluation.get(name, {}).get("samples_are") for r in runs} - {None}
         if what:
-            evaluation["samples_are"] = sorted(what)[0]
+            evaluation["samples_are"] = min(what)
         se = {str(r.seed): r.evaluation[name]["se"] for r in runs if "se" in r.evaluation.get(name, {})}
         if se:
             evaluation["se_per_seed"] = se

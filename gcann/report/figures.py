@@ -82,7 +82,7 @@ def draw_curves(study: Study, out: str | Path, *, dpi: int = 110) -> list[Path]:
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = out / f"curve_{name.replace(':', '_')}.png"
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=dpi, format="png"))
         plt.close(fig)
         written.append(path)
     return written

@@ -103,9 +103,9 @@ def to_markdown(report: dict, figures: list[str] = ()) -> str:
         L += ["", "## Curves (median over seeds, band min–max)", ""]
         L += [f"![{f}]({f})" for f in figures]
     L += ["", "## The GCANN claims", "",
-          "Estal, *Guided Convergence Adversarial Neural Networks*, claims for DCG-GCANN against the DCGAN baseline "
-          "the following, without numbers. Each table gives the metric standing for the claim, its definition, the "
-          "measured effect (mean paired difference, setting − baseline) with its 95 % interval, and the verdict.", ""]
+          ("Estal, *Guided Convergence Adversarial Neural Networks*, claims for DCG-GCANN against the DCGAN baseline "
+           "the following, without numbers. Each table gives the metric standing for the claim, its definition, the "
+           "measured effect (mean paired difference, setting − baseline) with its 95 % interval, and the verdict."), ""]
     for cl in report["claims"]:
         L += [f"### Claim: {cl['claim']}", "", f"Summary: {cl['summary']}." + (f" {cl['note']}." if cl["note"] else ""), "",
               "| metric | definition | better | setting vs baseline | pairs | effect [95 % CI] | p | verdict |",

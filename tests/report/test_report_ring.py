@@ -27,14 +27,14 @@ def ring_report(ring_dir, tmp_path_factory):
 
 
 def test_ring_report_groups(ring_dir, ring_report):
-    out, doc = ring_report
+    _, doc = ring_report
     run = json.loads((ring_dir / "run.json").read_text())
     assert [g["setting"] for g in doc["groups"]] == [{"setting": "ns(1,1)"}, {"setting": "ns(1,1)+gcann"}]
     assert doc["metrics"] == ["loss_gap", "loss_gap_var", "modes_covered", "hq_ratio", "kl", "reverse_kl", "success",
                               "failure"]
     for g in doc["groups"]:
         assert g["n_seeds"] == 3 and g["seeds"] == [0, 1, 2]
-        for name, m in g["metrics"].items():
+        for m in g["metrics"].values():
             assert {"per_seed", "mean", "std", "ci95", "interval"} <= set(m)
         rows = [i for i, r in enumerate(run["rows"]) if r["setting"] == g["setting"]["setting"]]
         kl = [run["metrics"]["kl"][i] for i in rows]

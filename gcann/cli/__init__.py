@@ -21,6 +21,7 @@ from . import metrics as _metrics
 from .controllers import controllers
 from . import train as _train
 from .dirac import dirac
+from .report import report
 from .ring import ring
 
 __all__ = ["UserError", "cli", "main"]
@@ -38,6 +39,7 @@ cli.add_command(controllers)
 _train.register(cli)
 cli.add_command(_metrics.fid)
 cli.add_command(_metrics.eval_run)
+cli.add_command(report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,12 +29,14 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from gcann.errors import GcannError
+
 Tensor = torch.Tensor
 HP = Mapping[str, "float | Tensor"]
 
 
-class ObjectiveError(ValueError):
-    """A user mistake in choosing or parameterising an objective."""
+class ObjectiveError(GcannError, ValueError):
+    """A user mistake in choosing or parameterising an objective; the CLI prints it as one line."""
 
 
 # --------------------------------------------------------------------------- #

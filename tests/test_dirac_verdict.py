@@ -73,7 +73,7 @@ def test_gan_simgd_diverges_at_lr_0_1_and_stalls_far_out_at_lr_5():
 
 def test_linearisation_decides_converging_and_nsgan_is_slow():
     # R1 (γ = 1): a double eigenvalue −1/2, so ‖z‖ ∝ t·e^{−t/2}: converging, rate near −0.5 per unit time
-    ring = dy.ring(4, 0.5)
+    ring = dy.circle_points(4, 0.5)
     tr = dy.simulate(make_game("r1"), ring, scheme="ode", steps=120, t1=60, substeps=2)
     labels, rates = classify_with_rates(tr.distance(), z=tr.z, t=tr.t)
     assert set(labels) == {"converging"} and all(-0.55 < r < -0.45 for r in rates)

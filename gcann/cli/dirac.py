@@ -181,7 +181,7 @@ def _parse_inits(inits: tuple[str, ...], grid: str | None, n_random: int | None,
 
 
 def _parse_event_kinds(text: str | None):
-    from gcann.dirac.testbed import DEFAULT_LOG_EVENTS, EVENT_KINDS
+    from gcann.dirac import DEFAULT_LOG_EVENTS, EVENT_KINDS
 
     if text is None:
         return DEFAULT_LOG_EVENTS
@@ -336,7 +336,7 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
                        record_every=record_every, progress=update)
             dist = tr.distance
         else:
-            from gcann.dirac.testbed import dirac_config, effective_distance, paper_config, simulate_gcann
+            from gcann.dirac import dirac_config, effective_distance, paper_config, simulate_gcann
 
             for name, val in (("--lr", lr), ("--lr-d", lr_d), ("--lr-g", lr_g)):
                 if val is not None and not val > 0:
@@ -557,7 +557,7 @@ def _tables(with_gcann: bool, n_init: int | None, seed: int = 0, quiet: bool = F
 
     n_gcann = 0
     if with_gcann:
-        from gcann.dirac.testbed import TABLE_METHODS
+        from gcann.dirac import TABLE_METHODS
 
         n_gcann = len(TABLE_METHODS)
     scale = 1.0 if n_init is None else n_init / 64
@@ -575,7 +575,7 @@ def _tables(with_gcann: bool, n_init: int | None, seed: int = 0, quiet: bool = F
         md += (f"\nEMA (Su): {ema['method']} in ℝ^{ema['dim']}, β = {ema['ema_beta']}: median final distance "
                f"{ema['median_final_distance_raw']:.3g} (raw) vs {ema['median_final_distance_ema']:.3g} (EMA).\n")
         if with_gcann:
-            from gcann.dirac.testbed import gcann_table
+            from gcann.dirac import gcann_table
 
             g_md, g_doc = gcann_table(**({} if n_init is None else {"n_init": n_init}), seed=seed,
                                       progress=lambda label: update(label=f"GCANN {label}"))

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from dynamics.simulate import simulate  # noqa: E402
 from dynamics.study import make_game  # noqa: E402
 from dynamics.verdict import LABELS, classify  # noqa: E402
-from gcann.dirac.testbed import DEFAULT_LR, dirac_config, effective_distance, simulate_gcann  # noqa: E402
+from gcann.dirac import DEFAULT_LR, dirac_config, effective_distance, simulate_gcann  # noqa: E402
 
 __all__ = ["trajectories_with_without", "loss_curves_with_events", "trajectories_figure", "loss_events_figure",
            "make_gcann_figures", "GCANN_PLOTS", "EVENT_STYLE"]

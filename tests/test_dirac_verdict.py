@@ -90,7 +90,7 @@ def test_all_methods_panels_do_not_call_a_centre_converging():
     # deceleration shows.  A method whose linearisation is a centre (no eigenvalue with Re < 0) cannot
     # converge exponentially, so no panel may say plain "converging" where the spectrum says False,
     # and every locally convergent method must say "converging" for both schemes.
-    from dynamics import plots
+    from gcann.dirac import figures as plots
 
     fig = plots.all_methods(methods=["nsgan", "alpha", "gan", "r1", "conopt"], grid=4)
     for ax in fig.axes:

@@ -1,4 +1,5 @@
-"""Spectra of the Dirac-GAN's update maps at the equilibrium, and what scaling the two learning rates
+"""Spectra of the Dirac-GAN at the equilibrium: per setting (:func:`spectrum_records`, behind ``gcann dirac spectrum``),
+of the update maps, and what scaling the two learning rates
 (as the GCANN controller does) does to them: the explanation of the GCANN table (``docs/gcann_dirac.md``).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dynamics.study import make_game
 
 from .configs import DEFAULT_LR
 
-__all__ = ["lr_scaling_markdown", "lr_scaling_spectra", "map_spectral_radii"]
+__all__ = ["lr_scaling_markdown", "lr_scaling_spectra", "map_spectral_radii", "spectrum_records", "spectrum_text"]
 
 
 def map_spectral_radii(game: DiracGAN, lr_d: float, lr_g: float) -> tuple[float, float]:
@@ -88,3 +89,71 @@ def lr_scaling_markdown(res: dict) -> str:
 
 def _fmt_mat(m) -> str:
     return "[" + "; ".join(" ".join(f"{x:+.3g}" for x in row) for row in m) + "]"
+
+
+# --------------------------------------------------------------------------- #
+# ``gcann dirac spectrum``: eigenvalues and verdicts over a grid of settings
+# --------------------------------------------------------------------------- #
+_VERDICT_WORDS = {True: "locally convergent", False: "not locally convergent",
+                  None: "not differentiable at the equilibrium: use `gcann dirac simulate` for a verdict"}
+
+
+def spectrum_records(method: str, params=None, dim: int | None = None, base: str | None = None, *,
+                     lr: float | None = None, lr_ratio: float = 1.0, scheme: str = "simgd") -> list[tuple[dict, dict]]:
+    """Per setting of the grid ``params`` (name → values, :func:`gcann.dirac.simulation.param_grid`): the
+    eigenvalues of the Jacobian at the equilibrium and the continuous-time verdict (``record``, what
+    ``gcann dirac spectrum --json`` prints; with ``lr``, also the discrete analysis of ``scheme`` at
+    lr_g = ``lr``, lr_d = ``lr_ratio``·lr), and ``extra``: ``max_stable_lr`` (largest stable lr_g) and, with
+    ``lr``, ``spectral_radius``, where the Jacobian exists.  Returns ``[(record, extra), ...]``."""
+    from dynamics.simulate import SimulationError
+    from dynamics.spectrum import max_stable_lr, spectral_radius, spectrum
+    from dynamics.study import from_objective_params
+
+    from .simulation import param_grid
+
+    if lr is not None and not lr > 0:
+        raise SimulationError(f"--lr must be > 0, got {lr}")
+    if not lr_ratio > 0:
+        raise SimulationError(f"--lr-ratio must be > 0, got {lr_ratio}")
+    out = []
+    for _, game in param_grid(method, params, dim, base):
+        s = spectrum(game)
+        hp = from_objective_params(method, game.objective.resolve())
+        rec = {
+            "method": method,
+            "params": {**hp, "dim": game.dim},
+            "eigenvalues": [[e.real, e.imag] for e in s.eigenvalues[0].tolist()] if bool(s.differentiable[0]) else [],
+            "locally_convergent": s.locally_convergent[0],
+        }
+        extra = {}
+        if bool(s.differentiable[0]):
+            extra["max_stable_lr"] = float(max_stable_lr(game, scheme=scheme, ratio=lr_ratio)[0])
+            if lr is not None:
+                extra["spectral_radius"] = float(spectral_radius(game, lr_ratio * lr, lr, scheme=scheme)[0])
+        if lr is not None:  # the discrete analysis at lr, as the text prints it (None: no Jacobian)
+            rec.update(scheme=scheme, lr=lr, lr_ratio=lr_ratio, max_stable_lr=extra.get("max_stable_lr"),
+                       spectral_radius=extra.get("spectral_radius"))
+        out.append((rec, extra))
+    return out
+
+
+def spectrum_text(records: list[tuple[dict, dict]], *, lr: float | None = None, lr_ratio: float = 1.0,
+                  scheme: str = "simgd") -> str:
+    """:func:`spectrum_records` for a reader: per setting, the eigenvalues, the verdict, the largest stable rate
+    and the spectral radius at ``lr``."""
+    lines = []
+    for rec, extra in records:
+        params = ", ".join(f"{k}={v:g}" for k, v in rec["params"].items())
+        lines.append(f"{rec['method']} ({params})")
+        if rec["eigenvalues"]:
+            lines.append("  eigenvalues: " + ", ".join(f"{a:+.6g}{b:+.6g}i" for a, b in rec["eigenvalues"]))
+        lines.append(f"  continuous time: {_VERDICT_WORDS[rec['locally_convergent']]}")
+        if "max_stable_lr" in extra:
+            lines.append(f"  {scheme}, lr_d = {lr_ratio:g}·lr_g: largest stable lr_g = {extra['max_stable_lr']:.6g}"
+                         + (" (none: ρ ≥ 1 for all lr)" if extra["max_stable_lr"] == 0 else ""))
+        if "spectral_radius" in extra:
+            rho = extra["spectral_radius"]
+            what = ("= 1: marginal, neither converges nor diverges" if abs(rho - 1) < 1e-9
+                    else "< 1: converges locally" if rho < 1 else "> 1: diverges locally")
+            lines.append(f"  {scheme} at lr_g = {lr:g}: spectral radius {rho:.6g} ({what})")
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ from .common import (
     _title, _verdict, make_game, run,
 )
 
-#: θ-plane cases of Su (seed 003): (method, hyper-parameters); ``l2`` adds D weight decay.
+#: θ-plane cases of Su Jianlin (2019), the Dirac-GAN note: (method, hyper-parameters); ``l2`` adds D weight decay.
 #: Su's WGAN-GP uses λ(‖φ‖ − c)² with λ = 0.1, which is γ = 2λ = 0.2 here.
 #: A third entry overrides the ODE end time t1 for that case (Su runs the WGAN to T = 10).
 SU_CASES: list[tuple] = [

@@ -312,3 +312,45 @@ def test_version(capsys):
     import gcann
 
     assert rc == 0 and out.strip() == f"gcann {gcann.__version__}"
+
+
+# --------------------------------------------------------------------------- one output convention, one error base
+def test_commands_print_a_summary_and_json_with_the_flag(tmp_path, capsys):
+    args = ["dirac", "simulate", "--method", "r1", "--gamma", "0,1", "--init", "1,1", "--steps", "100", "-q"]
+    rc, out, _ = run(args, capsys)
+    assert rc == 0 and out.startswith("r1, simgd: 2 trajectories:") and "setting  gamma" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+    rc, out, _ = run(args + ["--json"], capsys)
+    assert rc == 0 and json.loads(out)["batch"] == 2
+    png = tmp_path / "r.png"
+    rc, out, _ = run(["dirac", "plot", "--kind", "r1_locus", "--out", str(png), "--json"], capsys)
+    assert rc == 0 and json.loads(out) == [str(png)]
+
+
+@pytest.mark.parametrize("args,line", [
+    (["dirac", "spectrum", "--method", "r1", "--dim", "0"], "gcann: error: --dim must be >= 1, got 0\n"),
+    (["dirac", "spectrum", "--method", "r1", "--lr-ratio", "-1"], "gcann: error: --lr-ratio must be > 0, got -1.0\n"),
+    (["dirac", "simulate", "--method", "r1", "--random", "0"], "gcann: error: --random must be >= 1, got 0\n"),
+    (["dirac", "table", "--n-init", "0"], "gcann: error: --n-init must be >= 1, got 0\n"),
+])
+def test_ranges_are_checked_by_the_option_types(args, line, capsys):
+    rc, _, err = run(args, capsys)
+    assert rc == 2 and err == line
+
+
+def test_dirac_errors_share_the_one_base():
+    from dynamics.objectives import ObjectiveError
+    from dynamics.simulate import SimulationError
+    from gcann.dirac.figures import FigureError
+    from gcann.errors import GcannError
+
+    for cls in (ObjectiveError, SimulationError, FigureError):
+        assert issubclass(cls, GcannError) and issubclass(cls, ValueError)
+
+
+def test_importing_the_figures_does_not_import_pyplot():
+    import subprocess
+
+    code = "import sys, gcann.dirac, gcann.dirac.figures; assert 'matplotlib.pyplot' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

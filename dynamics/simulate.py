@@ -37,7 +37,8 @@ ODE_METHODS = ("rk4", "dopri5")
 
 
 class SimulationError(GcannError, ValueError):
-    """A user mistake in a simulation request (bad learning rate, grid too large, ...); the CLI prints it as one line."""
+    """A user mistake in a simulation request (bad learning rate, grid too large, ...); the CLI prints it as one
+    line."""
 
 
 @dataclass

@@ -161,9 +161,11 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
         raise UserError("--events needs --gcann")
     if event_kinds is not None and events is None:
         raise UserError("--event-kinds needs --events")
-    spec = SimulationSpec(method, _param_lists(kw), dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d, n_g,
-                          steps, t1, ode_method, [parse_floats("init", s) for s in inits], _parse_grid(grid), n_random,
-                          seed, ema_beta, record_every, device, gcann_cfg, _parse_event_kinds(event_kinds))
+    spec = SimulationSpec(method, _param_lists(kw), dim=dim, base=base, scheme=scheme, lr=lr, lr_d=lr_d, lr_g=lr_g,
+                          optimizer=optimizer, momentum=momentum, n_d=n_d, n_g=n_g, steps=steps, t1=t1,
+                          ode_method=ode_method, inits=[parse_floats("init", s) for s in inits], grid=_parse_grid(grid),
+                          n_random=n_random, seed=seed, ema_beta=ema_beta, record_every=record_every, device=device,
+                          gcann=gcann_cfg, log_events=_parse_event_kinds(event_kinds))
     if out is not None:
         check_output(out, "--out")
     if events is not None:

@@ -11,7 +11,8 @@ from .common import IntAtLeast, UserError, check_device, check_output
 
 @click.group(context_settings={"show_default": True})
 def ring():
-    """The (α_D, α_G)-GAN paper's (Welfert et al. 2023) ring of 8 Gaussians (or the 5×5 grid): (α_D, α_G)-GANs, LSGAN, ±GCANN, ±R1, ±EMA."""
+    """The (α_D, α_G)-GAN paper's (Welfert et al. 2023) ring of 8 Gaussians (or the 5×5 grid): (α_D, α_G)-GANs,
+    LSGAN, ±GCANN, ±R1, ±EMA."""
 
 
 @ring.command()

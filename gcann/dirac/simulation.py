@@ -188,7 +188,8 @@ def plan_simulation(spec: SimulationSpec) -> "SimulationPlan":
         make_cfg = dirac_config if spec.gcann == "dirac" else paper_config
         lr = spec.lr
         try:
-            config = make_cfg(lr, lr_d=lr if spec.lr_d is None else spec.lr_d, lr_g=lr if spec.lr_g is None else spec.lr_g)
+            config = make_cfg(lr, lr_d=lr if spec.lr_d is None else spec.lr_d,
+                              lr_g=lr if spec.lr_g is None else spec.lr_g)
         except ValueError as e:
             raise SimulationError(str(e)) from None
     return SimulationPlan(spec, combos, game, z0, z, hp, optimiser, config)
@@ -221,7 +222,8 @@ class SimulationPlan:
 
     def run(self, progress=None) -> "SimulationResult":
         """Simulate every row, classify it and summarise per setting; ``progress(k)`` after each step."""
-        sim_mod = importlib.import_module("dynamics.simulate")  # looked up per call (the package's `simulate` is the function)
+        # the module, looked up per call (the package's attribute `simulate` is the function)
+        sim_mod = importlib.import_module("dynamics.simulate")
         s, game, z, hp = self.spec, self.game, self.z, self.hp
         logs = None
         if self.config is None:

@@ -10,7 +10,8 @@ needed; each function returns a :class:`matplotlib.figure.Figure` built without 
 * :mod:`.controller`  the GCANN controller's figures: :func:`trajectories_with_without`,
                       :func:`loss_curves_with_events`, :func:`trajectories_figure`, :func:`loss_events_figure`
 * :mod:`.registry`    every figure by name (:data:`PLOTS`, :data:`GCANN_PLOTS`, :data:`FIGURES`),
-                      :func:`draw` (one by name), :func:`make_all` and :func:`make_gcann_figures` (``gcann dirac plot --all``)
+                      :func:`draw` (one by name), :func:`make_all` and :func:`make_gcann_figures`
+                      (``gcann dirac plot --all``)
 * :mod:`.common`      :func:`save` (atomic; png, pdf, svg), :class:`FigureError`, the shared helpers
 
 Bad values raise a one-line :class:`FigureError` (a :class:`gcann.errors.GcannError` and a ``ValueError``);

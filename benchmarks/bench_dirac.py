@@ -99,7 +99,7 @@ def main() -> None:
              f"{'method':9s} {'numpy_loop':>10s} {'torch_loop*':>11s} {'eager':>8s} {'compiled':>9s} {'compile':>8s} "
              f"{'np/eager':>9s} {'np/comp':>8s} {'torch/comp':>10s} {'max|Δ|':>9s}"]
     print("\n".join(lines), flush=True)
-    z0 = dy.ring(a.batch, 1.0) * torch.linspace(0.2, 1.5, a.batch, dtype=torch.float64)[:, None]
+    z0 = dy.circle_points(a.batch, 1.0) * torch.linspace(0.2, 1.5, a.batch, dtype=torch.float64)[:, None]
     for method, params, field in CASES:
         game = make_game(method, params)
         t = time.perf_counter()

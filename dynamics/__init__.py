@@ -17,9 +17,9 @@ __all__ = [
     "DiracGAN", "OptimiserSpec", "SimulationError", "Trajectory", "ema", "simulate",
 ]
 from .spectrum import Spectrum, differentiable_at_equilibrium, equilibrium_jacobian, jacobian, max_stable_lr, spectral_radius, spectrum
-from .verdict import Tolerances, classify, ring, steps_to_reach, summarise
+from .verdict import Tolerances, circle_points, classify, steps_to_reach, summarise
 
 __all__ += [
     "Spectrum", "differentiable_at_equilibrium", "equilibrium_jacobian", "jacobian", "max_stable_lr", "spectral_radius", "spectrum",
-    "Tolerances", "classify", "ring", "steps_to_reach", "summarise",
+    "Tolerances", "circle_points", "classify", "steps_to_reach", "summarise",
 ]

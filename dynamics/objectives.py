@@ -29,12 +29,14 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from gcann.errors import GcannError
+
 Tensor = torch.Tensor
 HP = Mapping[str, "float | Tensor"]
 
 
-class ObjectiveError(ValueError):
-    """A user mistake in choosing or parameterising an objective."""
+class ObjectiveError(GcannError, ValueError):
+    """A user mistake in choosing or parameterising an objective; the CLI prints it as one line."""
 
 
 # --------------------------------------------------------------------------- #
@@ -448,7 +450,7 @@ METHODS: dict[str, Callable[[], Objective]] = {
     "conopt": lambda: _m(name="conopt", loss="gan", conopt=True, defaults={"conopt_gamma": 1.0}),
 }
 
-# Methods whose analysis needs θ ∈ ℝ² at least (seed 003): their default dimension.
+# Methods whose analysis needs θ ∈ ℝ² at least (Su Jianlin 2019, the Dirac-GAN note): their default dimension.
 DEFAULT_DIM = {"wgan_norm": 2, "gan_qp": 2}
 
 

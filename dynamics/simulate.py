@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gcann.errors import GcannError
+
 from .dirac import DiracGAN
 from .objectives import HP
 
@@ -34,8 +36,9 @@ OPTIMISERS = ("sgd", "adam", "rmsprop")
 ODE_METHODS = ("rk4", "dopri5")
 
 
-class SimulationError(ValueError):
-    """A user mistake in a simulation request (bad learning rate, grid too large, ...)."""
+class SimulationError(GcannError, ValueError):
+    """A user mistake in a simulation request (bad learning rate, grid too large, ...); the CLI prints it as one
+    line."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ from .dirac import DiracGAN
 from .objectives import DEFAULT_DIM, get_objective
 from .simulate import simulate
 from .spectrum import spectrum
-from .verdict import Tolerances, classify_with_rates, describe, majority, ring, summarise
+from .verdict import Tolerances, classify_with_rates, describe, majority, circle_points, summarise
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def judge(row: Row, sim: SimSettings = SimSettings()) -> Verdict:
     spec = spectrum(game)
     diff = bool(spec.differentiable[0])
     eig = [[e.real, e.imag] for e in spec.eigenvalues[0].tolist()] if diff else []
-    z0 = ring(sim.n_init, sim.radius, row.dim, seed=sim.seed)
+    z0 = circle_points(sim.n_init, sim.radius, row.dim, seed=sim.seed)
     tr = simulate(game, z0, scheme="ode", steps=sim.steps, t1=sim.t1, substeps=sim.substeps, ema_beta=row.ema_beta)
     ema = row.ema_beta is not None
     d = tr.distance(ema=ema)
@@ -201,7 +201,7 @@ def run_tables(sim: SimSettings = SimSettings(), progress: Callable[[str], None]
 def ema_summary(method: str = "nsgan", beta: float = 0.99, sim: SimSettings = SimSettings(), dim: int = 2) -> dict:
     """Raw vs EMA final distance from the equilibrium (Su: EMA finds the centre of the oscillation)."""
     game = make_game(method, {}, dim)
-    tr = simulate(game, ring(sim.n_init, sim.radius, dim, seed=sim.seed), scheme="ode", steps=sim.steps, t1=sim.t1,
+    tr = simulate(game, circle_points(sim.n_init, sim.radius, dim, seed=sim.seed), scheme="ode", steps=sim.steps, t1=sim.t1,
                   substeps=sim.substeps, ema_beta=beta)
     raw, avg = tr.distance()[-1], tr.distance(ema=True)[-1]
     return {"method": method, "dim": dim, "ema_beta": beta, "median_final_distance_raw": float(raw.median()),

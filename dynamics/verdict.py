@@ -147,7 +147,7 @@ def steps_to_reach(distance: Tensor, t: Tensor, eps: float) -> Tensor:
     return torch.where(any_, out, torch.full_like(out, float("nan")))
 
 
-def ring(n: int, radius: float, dim: int = 1, seed: int = 0, dtype=torch.float64) -> Tensor:
+def circle_points(n: int, radius: float, dim: int = 1, seed: int = 0, dtype=torch.float64) -> Tensor:
     """``n`` initial points at distance ``radius`` from the equilibrium, in ℝ^{2·dim}
     (evenly spaced on the circle for dim = 1, random directions otherwise)."""
     if dim == 1:

@@ -75,7 +75,7 @@ def test_bad_input_one_line_error(args, needle, capsys):
 def test_simulate_writes_json_and_npz(tmp_path, capsys):
     j = tmp_path / "t.json"
     rc, out, _ = run(["dirac", "simulate", "--method", "r1", "--gamma", "0.5,1", "--init", "1,1", "--init", "0.5,-0.5",
-                      "--steps", "300", "--lr", "0.2", "--ema-beta", "0.9", "--out", str(j)], capsys)
+                      "--steps", "300", "--lr", "0.2", "--ema-beta", "0.9", "--out", str(j), "--json"], capsys)
     assert rc == 0
     summary = json.loads(out)
     assert summary["batch"] == 4 and summary["verdicts"]["converging"] == 1.0
@@ -113,7 +113,7 @@ def test_plot_one_kind_with_method(tmp_path, capsys):
 def test_simulate_with_the_gcann_controller(tmp_path, capsys):
     ev = tmp_path / "events.jsonl"
     rc, out, _ = run(["dirac", "simulate", "--method", "r1", "--init", "1,1", "--init", "-0.5,0.5", "--steps", "300",
-                      "--gcann", "dirac", "--events", str(ev)], capsys)
+                      "--gcann", "dirac", "--events", str(ev), "--json"], capsys)
     assert rc == 0
     summary = json.loads(out)
     assert summary["gcann"]["config"] == "dirac"

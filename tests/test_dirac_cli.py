@@ -124,7 +124,7 @@ def test_empty_items_in_lists_are_refused(value, capsys):
 
 def test_too_few_records_say_na(capsys):
     # before: --steps 5 printed all-zero verdict fractions
-    rc, out, _ = run(["dirac", "simulate", "--method", "r1", "--steps", "5", "-q"], capsys)
+    rc, out, _ = run(["dirac", "simulate", "--method", "r1", "--steps", "5", "-q", "--json"], capsys)
     doc = json.loads(out)
     assert rc == 0 and doc["verdicts"]["n/a"] == 1.0 and "at least 8" in doc["note"]
     assert doc["settings"][0]["verdicts"]["n/a"] == 1.0
@@ -135,7 +135,7 @@ def test_simulate_over_a_grid_reports_each_setting(tmp_path, capsys):
     # R1 with γ = 0 is the plain GAN (a centre: simGD diverges); γ = 1 converges (ρ = 0.95 at lr 0.1)
     out = tmp_path / "g.npz"
     rc, stdout, err = run(["dirac", "simulate", "--method", "r1", "--gamma", "0,1", "--grid", "-1:1:2,0.5:1:2",
-                           "--steps", "600", "--out", str(out)], capsys)
+                           "--steps", "600", "--out", str(out), "--json"], capsys)
     assert rc == 0
     doc = json.loads(stdout)
     assert [s["params"] for s in doc["settings"]] == [{"gamma": 0.0}, {"gamma": 1.0}]
@@ -189,7 +189,7 @@ def test_spectrum_json_has_the_discrete_analysis_with_lr(capsys):
 def test_event_kinds_are_chosen(tmp_path, capsys):
     ev = tmp_path / "e.jsonl"
     base = ["dirac", "simulate", "--method", "wgan", "--init", "1,0.5", "--steps", "400", "--gcann", "dirac",
-            "--events", str(ev), "-q"]
+            "--events", str(ev), "-q", "--json"]
     rc, out, _ = run(base + ["--event-kinds", "all"], capsys)
     counts = json.loads(out)["gcann"]["events"]
     lines = [json.loads(x) for x in ev.read_text().splitlines()]
@@ -225,10 +225,10 @@ def test_figure_formats_dpi_and_file_names(tmp_path, capsys):
 
 
 def test_plot_kind_reaches_the_gcann_figures(tmp_path, monkeypatch, capsys):
-    from gcann.cli.dirac import _figure_kinds
-    from gcann.dirac import plots as gplots
+    from gcann.dirac.figures import FIGURES
+    from gcann.dirac.figures import controller as gplots
 
-    assert {"gcann_trajectories", "gcann_loss_events", "all_methods", "ema"} <= set(_figure_kinds())
+    assert {"gcann_trajectories", "gcann_loss_events", "all_methods", "ema"} <= set(FIGURES)
     calls = []
     real = gplots.loss_curves_with_events
 
@@ -243,7 +243,7 @@ def test_plot_kind_reaches_the_gcann_figures(tmp_path, monkeypatch, capsys):
 
 
 def test_ema_figure_no_longer_calls_a_levelling_curve_converging():
-    from dynamics import plots
+    from gcann.dirac import figures as plots
 
     fig = plots.ema_comparison(steps=600)  # Su's point, ODE to t = 60
     labels = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
@@ -271,18 +271,19 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
 
 def test_a_long_run_is_announced_with_an_estimate(monkeypatch, capsys):
     cli_dirac = importlib.import_module("gcann.cli.dirac")
+    simulation = importlib.import_module("gcann.dirac.simulation")
 
     game = make_game("r1")
     z = torch.ones(4, 2, dtype=torch.float64)
-    est = cli_dirac._estimate_seconds(game, z, {}, "simgd", 10**9, 1, 1, "rk4", False)
+    est = simulation.estimate_seconds(game, z, {}, "simgd", 10**9, 1, 1, "rk4", False)
     assert est > 86400  # a 10⁹-step run takes days on any CPU
     # measured, not assumed: the estimate is within a factor 10 of a real 300-step run
-    short = cli_dirac._estimate_seconds(game, z, {}, "simgd", 300, 1, 1, "rk4", False)
+    short = simulation.estimate_seconds(game, z, {}, "simgd", 300, 1, 1, "rk4", False)
     t0 = time.perf_counter()
     dy.simulate(game, z, steps=300)
     real = time.perf_counter() - t0
     assert real / 10 < short < real * 10
-    monkeypatch.setattr(cli_dirac, "_estimate_seconds", lambda *a: 3 * 86400.0)
+    monkeypatch.setattr(simulation, "estimate_seconds", lambda *a: 3 * 86400.0)
     monkeypatch.setattr(cli_dirac, "progress_bar", _no_bar)
     monkeypatch.setattr(importlib.import_module("dynamics.simulate"), "simulate", _fake_simulate)
     rc, _, err = run(["dirac", "simulate", "--method", "r1", "--steps", "1000000000", "--record-every", "100000000"],
@@ -311,3 +312,45 @@ def test_version(capsys):
     import gcann
 
     assert rc == 0 and out.strip() == f"gcann {gcann.__version__}"
+
+
+# --------------------------------------------------------------------------- one output convention, one error base
+def test_commands_print_a_summary_and_json_with_the_flag(tmp_path, capsys):
+    args = ["dirac", "simulate", "--method", "r1", "--gamma", "0,1", "--init", "1,1", "--steps", "100", "-q"]
+    rc, out, _ = run(args, capsys)
+    assert rc == 0 and out.startswith("r1, simgd: 2 trajectories:") and "setting  gamma" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+    rc, out, _ = run(args + ["--json"], capsys)
+    assert rc == 0 and json.loads(out)["batch"] == 2
+    png = tmp_path / "r.png"
+    rc, out, _ = run(["dirac", "plot", "--kind", "r1_locus", "--out", str(png), "--json"], capsys)
+    assert rc == 0 and json.loads(out) == [str(png)]
+
+
+@pytest.mark.parametrize("args,line", [
+    (["dirac", "spectrum", "--method", "r1", "--dim", "0"], "gcann: error: --dim must be >= 1, got 0\n"),
+    (["dirac", "spectrum", "--method", "r1", "--lr-ratio", "-1"], "gcann: error: --lr-ratio must be > 0, got -1.0\n"),
+    (["dirac", "simulate", "--method", "r1", "--random", "0"], "gcann: error: --random must be >= 1, got 0\n"),
+    (["dirac", "table", "--n-init", "0"], "gcann: error: --n-init must be >= 1, got 0\n"),
+])
+def test_ranges_are_checked_by_the_option_types(args, line, capsys):
+    rc, _, err = run(args, capsys)
+    assert rc == 2 and err == line
+
+
+def test_dirac_errors_share_the_one_base():
+    from dynamics.objectives import ObjectiveError
+    from dynamics.simulate import SimulationError
+    from gcann.dirac.figures import FigureError
+    from gcann.errors import GcannError
+
+    for cls in (ObjectiveError, SimulationError, FigureError):
+        assert issubclass(cls, GcannError) and issubclass(cls, ValueError)
+
+
+def test_importing_the_figures_does_not_import_pyplot():
+    import subprocess
+
+    code = "import sys, gcann.dirac, gcann.dirac.figures; assert 'matplotlib.pyplot' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -73,7 +73,7 @@ def test_gan_simgd_diverges_at_lr_0_1_and_stalls_far_out_at_lr_5():
 
 def test_linearisation_decides_converging_and_nsgan_is_slow():
     # R1 (γ = 1): a double eigenvalue −1/2, so ‖z‖ ∝ t·e^{−t/2}: converging, rate near −0.5 per unit time
-    ring = dy.ring(4, 0.5)
+    ring = dy.circle_points(4, 0.5)
     tr = dy.simulate(make_game("r1"), ring, scheme="ode", steps=120, t1=60, substeps=2)
     labels, rates = classify_with_rates(tr.distance(), z=tr.z, t=tr.t)
     assert set(labels) == {"converging"} and all(-0.55 < r < -0.45 for r in rates)
@@ -90,7 +90,7 @@ def test_all_methods_panels_do_not_call_a_centre_converging():
     # deceleration shows.  A method whose linearisation is a centre (no eigenvalue with Re < 0) cannot
     # converge exponentially, so no panel may say plain "converging" where the spectrum says False,
     # and every locally convergent method must say "converging" for both schemes.
-    from dynamics import plots
+    from gcann.dirac import figures as plots
 
     fig = plots.all_methods(methods=["nsgan", "alpha", "gan", "r1", "conopt"], grid=4)
     for ax in fig.axes:

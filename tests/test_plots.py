@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from dynamics import plots
+from gcann.dirac import figures as plots
 
 
 def _n_axes(fig: Figure) -> int:

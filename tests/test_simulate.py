@@ -80,13 +80,13 @@ def test_optimisers_match_torch_optim(name, make):
 
 def test_ema_in_loop_equals_post_hoc():
     game = make_game("gan")
-    tr = dy.simulate(game, dy.ring(5, 1.0), steps=100, lr=0.1, ema_beta=0.95)
+    tr = dy.simulate(game, dy.circle_points(5, 1.0), steps=100, lr=0.1, ema_beta=0.95)
     torch.testing.assert_close(tr.z_ema, dy.ema(tr.z, 0.95))
 
 
 def test_ema_of_a_circle_is_nearer_the_centre():
     # the unregularised GAN ODE moves on circles; the EMA of the iterates sits near the centre (Su 2019)
-    tr = dy.simulate(make_game("gan"), dy.ring(8, 1.0), scheme="ode", steps=2000, t1=400.0, substeps=2, ema_beta=0.995)
+    tr = dy.simulate(make_game("gan"), dy.circle_points(8, 1.0), scheme="ode", steps=2000, t1=400.0, substeps=2, ema_beta=0.995)
     assert float(tr.distance()[-1].min()) > 0.99
     assert float(tr.distance(ema=True)[-1].max()) < 0.2
 

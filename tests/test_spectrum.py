@@ -114,7 +114,7 @@ def test_spectral_radius_predicts_simulation(method, params, scheme, lrs):
     for h in lrs:
         rho = float(dy.spectral_radius(game, h, h, scheme=scheme)[0])
         assert abs(rho - 1) > 0.01, "pick learning rates away from the boundary"
-        tr = dy.simulate(game, dy.ring(8, 1e-3), scheme=scheme, lr=h, steps=600)
+        tr = dy.simulate(game, dy.circle_points(8, 1e-3), scheme=scheme, lr=h, steps=600)
         d = tr.distance()
         final = torch.nan_to_num(d[-1], nan=float("inf"))
         if rho < 1:

@@ -15,14 +15,62 @@ import click
 
 from gcann.fileio import atomic_write
 
-__all__ = ["UserError", "atomic_write", "check_device", "check_output", "estimate_note", "parse_floats",
-           "progress_bar"]
+__all__ = ["FloatAbove", "IntAtLeast", "UserError", "atomic_write", "check_device", "check_output", "estimate_note",
+           "parse_floats", "progress_bar"]
 
 
 class UserError(click.ClickException):
     """A mistake in the user's request: printed as one line, exit status 2."""
 
     exit_code = 2
+
+
+class _RangeError(click.BadParameter):
+    """A value out of range, printed as the message alone (``--dpi must be >= 1, got 0``)."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+class IntAtLeast(click.ParamType):
+    """An integer ``>= low``; anything else is ``--NAME must be >= LOW, got V`` (exit status 2)."""
+
+    name = "integer"
+
+    def __init__(self, low: int):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        v = click.INT.convert(value, param, ctx)
+        if v < self.low:
+            raise _RangeError(f"{_flag(param)} must be >= {self.low}, got {v}", ctx=ctx, param=param)
+        return v
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return f"INTEGER>={self.low}"
+
+
+class FloatAbove(click.ParamType):
+    """A number ``> low`` (NaN refused); anything else is ``--NAME must be > LOW, got V`` (exit status 2)."""
+
+    name = "float"
+
+    def __init__(self, low: float):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        v = click.FLOAT.convert(value, param, ctx)
+        if not v > self.low:
+            raise _RangeError(f"{_flag(param)} must be > {self.low:g}, got {v}", ctx=ctx, param=param)
+        return v
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return f"FLOAT>{self.low:g}"
+
+
+def _flag(param) -> str:
+    opts = getattr(param, "opts", None) or [f"--{param.name}"]
+    return max(opts, key=len)
 
 
 def parse_floats(name: str, text: str | None) -> list[float] | None:

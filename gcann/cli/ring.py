@@ -1,22 +1,24 @@
-"""``gcann ring ...``: the 2-D ring study of Welfert et al. (2023), every seed of every setting in one batched model."""
+"""``gcann ring ...``: the 2-D ring study of Welfert, Otstot, Kurri & Sankar (2023), *(α_D, α_G)-GANs*, every seed of
+every setting in one batched model."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from .common import UserError, check_device, check_output
+from .common import IntAtLeast, UserError, check_device, check_output
 
 
-@click.group()
+@click.group(context_settings={"show_default": True})
 def ring():
-    """Seed 002's ring of 8 Gaussians (or the 5×5 grid): (α_D, α_G)-GANs, LSGAN, ±GCANN, ±R1, ±EMA."""
+    """The (α_D, α_G)-GAN paper's (Welfert et al. 2023) ring of 8 Gaussians (or the 5×5 grid): (α_D, α_G)-GANs,
+    LSGAN, ±GCANN, ±R1, ±EMA."""
 
 
 @ring.command()
-@click.option("--seeds", type=int, default=None, metavar="N",
+@click.option("--seeds", type=IntAtLeast(1), default=None, metavar="N",
               help="seeds per setting [default: 2 (CPU size); the source: 200]")
-@click.option("--epochs", type=int, default=None, metavar="N",
+@click.option("--epochs", type=IntAtLeast(1), default=None, metavar="N",
               help="epochs of 50,000 points (391 steps of 128 in the source form, 390 in the exact form) "
                    "[default: 2 (CPU size); the source: 400]")
 @click.option("--full", is_flag=True, help="the source's size: 200 seeds x 400 epochs (a GPU job)")
@@ -24,31 +26,31 @@ def ring():
               help="settings separated by spaces or ';', e.g. 'sat(0.3,1) ns(0.5,1.2)+gcann lsgan+r1 ns(1,1)+gap' "
                    "(+NAME: any controller of `gcann controllers`) "
                    "[default: sat(1,1) sat(0.3,1) ns(1,1) ns(0.5,1.2) lsgan, each plain, +gcann, +r1, +ema]")
-@click.option("--form", type=click.Choice(["source", "exact"]), default="source", show_default=True,
+@click.option("--form", type=click.Choice(["source", "exact"]), default="source",
               help="source: the authors' code (shared data and codes pool drawn with seed 1, 391 steps per epoch "
                    "with the short last batch, σ clamped in the α-losses); exact: a data set and fresh codes per "
                    "seed, 390 full batches, exact α-losses (a NaN/Inf row is stopped, counted a failure)")
 @click.option("--alpha-sweep", is_flag=True,
               help="Figure 1 of the (α_D, α_G)-GAN paper: settings sat(A,1) for A in --alpha-d; writes "
                    "DIR/alpha_sweep.json (rates with Wilson intervals, beside the published ones) and DIR/figure1.png")
-@click.option("--alpha-d", "alpha_d", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True,
+@click.option("--alpha-d", "alpha_d", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
               metavar="A[,A...]", help="the α_D values of --alpha-sweep")
-@click.option("--dataset", type=click.Choice(["ring", "grid"]), default="ring", show_default=True)
-@click.option("--out", "out", default="runs/ring-study", show_default=True, metavar="DIR")
-@click.option("--eval-samples", type=int, default=25_000, show_default=True, help="final samples per seed")
-@click.option("--curve-every", type=int, default=1, show_default=True, help="coverage curve every N epochs (0: off)")
-@click.option("--curve-samples", type=int, default=2_500, show_default=True, help="samples per seed per curve point")
-@click.option("--n-train", type=int, default=50_000, show_default=True, help="training points per seed")
-@click.option("--first-seed", type=int, default=0, show_default=True)
+@click.option("--dataset", type=click.Choice(["ring", "grid"]), default="ring")
+@click.option("--out", "out", default="runs/ring-study", metavar="DIR")
+@click.option("--eval-samples", type=IntAtLeast(1), default=25_000, help="final samples per seed")
+@click.option("--curve-every", type=IntAtLeast(0), default=1, help="coverage curve every N epochs (0: off)")
+@click.option("--curve-samples", type=IntAtLeast(1), default=2_500, help="samples per seed per curve point")
+@click.option("--n-train", type=IntAtLeast(128), default=50_000, help="training points per seed")
+@click.option("--first-seed", type=IntAtLeast(0), default=0)
 @click.option("--no-figures", is_flag=True, help="write results only")
-@click.option("--device", default="auto", show_default=True,
+@click.option("--device", default="auto",
               help="where the networks train: cpu, cuda, cuda:N, or auto (CUDA when present)")
 @click.option("--tf32", is_flag=True,
               help="CUDA: TF32 tensor cores for the matmuls (faster; products with a 10-bit mantissa)")
 @click.option("--fused-adam", is_flag=True,
               help="CUDA, no controller in any setting: the replayed step's Adam as one fused kernel over every seed "
                    "(one pass over each tensor instead of nine; not yet measured on a GPU)")
-@click.option("--checkpoint-every", type=int, default=0, show_default=True, metavar="E",
+@click.option("--checkpoint-every", type=IntAtLeast(0), default=0, metavar="E",
               help="save the whole run to DIR/state.pt every E epochs and at the end (0: never)")
 @click.option("--resume", is_flag=True,
               help="go on from DIR/state.pt (written by --checkpoint-every) with the same arguments; --epochs "
@@ -63,12 +65,6 @@ def study(seeds, epochs, full, settings, form, alpha_sweep, alpha_d, dataset, ou
     size = FULL_SIZE if full else CPU_DEFAULT
     seeds = size["seeds"] if seeds is None else seeds
     epochs = size["epochs"] if epochs is None else epochs
-    for name, v, low in (("seeds", seeds, 1), ("epochs", epochs, 1), ("eval-samples", eval_samples, 1),
-                         ("curve-every", curve_every, 0), ("curve-samples", curve_samples, 1),
-                         ("n-train", n_train, 128), ("first-seed", first_seed, 0),
-                         ("checkpoint-every", checkpoint_every, 0)):
-        if v < low:
-            raise UserError(f"--{name} must be >= {low}, got {v}")
     if device.strip() == "auto":
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -111,9 +107,10 @@ def study(seeds, epochs, full, settings, form, alpha_sweep, alpha_d, dataset, ou
 
 
 @ring.command("toy")
-@click.option("--out", "out", default="figures/ring_toy_objectives.png", show_default=True, metavar="FILE")
+@click.option("--out", "out", default="figures/ring_toy_objectives.png", metavar="FILE")
 def toy(out):
-    """The 1-D toy of Welfert et al. (2023): G's objectives under the optimal D for (α_D, α_G) = (1,1), (0.2,1), (0.2,2)."""
+    """The 1-D toy of the (α_D, α_G)-GAN paper (Welfert, Otstot, Kurri & Sankar 2023): G's objectives under the
+    optimal D for (α_D, α_G) = (1,1), (0.2,1), (0.2,2)."""
     from gcann.ring.plots import toy_objectives_figure
 
     click.echo(str(toy_objectives_figure(out)))

@@ -16,19 +16,17 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+from dynamics.objectives import GAN_LOSSES, Context
+from gcann.dirac.figures.controller import EVENT_STYLE
+from gcann.fileio import atomic_write
 
-from dynamics.objectives import GAN_LOSSES, Context  # noqa: E402
-from gcann.dirac.plots import EVENT_STYLE  # noqa: E402
-from gcann.fileio import atomic_write  # noqa: E402
-
-from .data import dataset_modes, eval_generator  # noqa: E402
-from .models import DISCRIMINATOR, mlp_forward, select  # noqa: E402
-from .train import RingRun, generate  # noqa: E402
+from .data import dataset_modes, eval_generator
+from .models import DISCRIMINATOR, mlp_forward, select
+from .train import RingRun, generate
 
 __all__ = ["study_figures", "alpha_sweep_figure", "controller_events_figure", "toy_optimal_logit", "toy_generator_objectives",
            "toy_objectives_figure", "TOY_PAIRS"]
@@ -37,9 +35,14 @@ TOY_PAIRS = ((1.0, 1.0), (0.2, 1.0), (0.2, 2.0))   # (α_D, α_G) of Welfert et 
 TOY_REAL, TOY_FAKE, TOY_VAR = -3.0, -1.0, 0.5      # P_r = N(−3, 0.5), P_g = N(−1, 0.5), read as N(μ, σ²)
 
 
+def _subplots(*args, figsize: tuple[float, float], **kw):
+    """A figure and its axes, built without pyplot (no backend chosen, nothing global changed)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kw)
+
+
 def _save(fig, path: Path) -> None:
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight"))
-    plt.close(fig)
 
 
 def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[dict], out: Path, *,
@@ -49,7 +52,7 @@ def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[di
     y = list(range(len(names)))
     paths = []
 
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    fig, ax = _subplots(figsize=(7, 0.35 * len(names) + 1.2))
     for off, key, colour in ((-0.18, "success", "tab:green"), (0.18, "failure", "tab:red")):
         val = [r[key] for r in results]
         lo = [r[key] - r[f"{key}_ci95"][0] for r in results]
@@ -64,7 +67,7 @@ def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[di
     _save(fig, paths[-1])
 
     k = dataset_modes(dataset).k
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 0.35 * len(names) + 1.2), sharey=True)
+    fig, (a1, a2) = _subplots(1, 2, figsize=(10, 0.35 * len(names) + 1.2), sharey=True)
     a1.barh(y, [r["modes_mean"] for r in results], xerr=[r["modes_std"] for r in results], color="tab:blue", capsize=2)
     a1.set_xlim(0, k)
     a1.set_xlabel(f"modes covered (of {k}), mean ± sd")
@@ -77,7 +80,7 @@ def study_figures(run: RingRun, metrics: dict[str, Tensor], results: Sequence[di
     _save(fig, paths[-1])
 
     if run.curve:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = _subplots(figsize=(7, 4.5))
         modes = torch.stack([c["modes_covered"].double() for c in run.curve])    # (E, S)
         for name in names:
             rows = [i for i, s in enumerate(run.settings) if s.name == name]
@@ -104,9 +107,9 @@ def alpha_sweep_figure(run: RingRun, sweep: Sequence[dict], path: Path, *, datas
     epochs, mean over seeds with the band between the quartiles, per α_D. Right: success and failure rates against
     α_D with Wilson 95 % intervals, and the published rates (hollow markers, their 200 seeds, 400 epochs)."""
     k = dataset_modes(dataset).k
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a1, a2) = _subplots(1, 2, figsize=(11, 4.2))
     alphas = [r["alpha_d"] for r in sweep]
-    colours = plt.cm.viridis([i / max(len(alphas) - 1, 1) for i in range(len(alphas))])
+    colours = matplotlib.colormaps["viridis"]([i / max(len(alphas) - 1, 1) for i in range(len(alphas))])
     if run.curve:
         modes = torch.stack([c["modes_covered"].double() for c in run.curve])     # (E, S)
         for a, colour in zip(alphas, colours):
@@ -144,7 +147,7 @@ def controller_events_figure(settings: Sequence, seeds: Sequence[int], events: S
     thousands, drawn as one scatter per kind of event) and the mean learning rates per epoch."""
     gc = [i for i, s in enumerate(settings) if s.controller != "none"]
     line = {row: j for j, row in enumerate(gc)}
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), gridspec_kw={"height_ratios": [2, 1]})
+    fig, (a1, a2) = _subplots(2, 1, figsize=(8, 6), gridspec_kw={"height_ratios": [2, 1]})
     kinds = sorted({e["event"] for e in events})
     for kind in kinds:
         mine = [e for e in events if e["event"] == kind]
@@ -175,7 +178,7 @@ def _scatter(run: RingRun, names: list[str], dataset: str, path: Path, n: int = 
     gx, gy = torch.meshgrid(grid, grid, indexing="xy")
     pts = torch.stack([gx.flatten(), gy.flatten()], -1)
     cols = min(5, len(rows))
-    fig, axes = plt.subplots(math.ceil(len(rows) / cols), cols, figsize=(2.6 * cols, 2.6 * math.ceil(len(rows) / cols)),
+    fig, axes = _subplots(math.ceil(len(rows) / cols), cols, figsize=(2.6 * cols, 2.6 * math.ceil(len(rows) / cols)),
                              squeeze=False)
     g_eval = run.eval_params()
     for ax, r in zip(axes.flat, rows):
@@ -222,7 +225,7 @@ def toy_generator_objectives(x: Tensor, alpha_d: float, alpha_g: float) -> dict[
 def toy_objectives_figure(path: str | Path, pairs: Sequence[tuple[float, float]] = TOY_PAIRS) -> Path:
     """Welfert et al.'s 1-D toy: P_r = N(−3, 0.5), P_g = N(−1, 0.5), G's objectives under D*, saturating and not."""
     x = torch.linspace(-6, 2, 801, dtype=torch.float64)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _subplots(1, 2, figsize=(10, 3.8))
     for ax, key, title in ((axes[0], "saturating", "saturating: −ℓ_αG(0, D*(x))"),
                            (axes[1], "non_saturating", "non-saturating: ℓ_αG(1, D*(x))")):
         for ad, ag in pairs:

@@ -1,0 +1,249 @@
+"""The GCANN controller driving the Dirac-GAN simulators of :mod:`dynamics`.
+
+The controller observes the Dirac objectives' own losses (``game.losses``: the
+two losses each player minimises) of every row of a batch of games, one
+:class:`~gcann.controller.GCANNController` per row, and its decisions are
+applied to the batched discrete update (simultaneous or alternating gradient
+steps, any optimiser of :class:`dynamics.simulate.OptimiserSpec`):
+
+* per-row learning rates ``Decision.lr_d`` / ``Decision.lr_g``;
+* per-row masks: a player that is paused or skipping keeps its parameters
+  (and its optimiser state);
+* catch-up bursts: after the main update, up to ``max(extra_*_steps)`` further
+  masked updates of the lagging player for the rows that were granted them.
+
+``use_diversity`` has no counterpart: a Dirac generator emits a single point.
+See ``docs/gcann_dirac.md``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+import torch
+
+from dynamics.dirac import DiracGAN
+from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round
+from gcann.controller import GCANNConfig, GCANNController
+
+Tensor = torch.Tensor
+
+__all__ = ["DEFAULT_LOG_EVENTS", "EVENT_KINDS", "GCANNLogs", "effective_distance", "simulate_gcann"]
+
+#: Every kind of controller event (:class:`gcann.controller.Event`).
+EVENT_KINDS = ("reactive", "proactive", "pause_d", "pause_g", "skip_d", "skip_g", "tie_break", "slope_threshold",
+               "slope_thresh_scale", "diverged")
+#: The kinds ``gcann dirac simulate --events`` logs by default: the decisions, not the per-step skips and tie
+#: breaks (64 runs x 2000 steps of WGAN log ~120,000 tie breaks; counts of every kind are always reported).
+DEFAULT_LOG_EVENTS = ("reactive", "proactive", "pause_d", "pause_g", "slope_threshold", "slope_thresh_scale",
+                      "diverged")
+
+
+
+@dataclass
+class GCANNLogs:
+    """Per-step, per-row records of a controlled run (steps ``k = 0 … steps-1``).
+
+    ``loss_d``/``loss_g`` are the losses the controller observed at step k (at the
+    state before update k+1, i.e. ``traj.z[k]`` when ``record_every == 1``);
+    ``lr_d``/``lr_g``, ``train_d``/``train_g``, ``extra_d``/``extra_g`` are the
+    decisions applied.  ``events[b]`` lists row b's controller events as dicts.
+    ``diverged[b]``: the row produced a non-finite loss or state (it is frozen
+    from ``diverged_step[b]`` on, −1 where never).  ``events`` holds the kinds that
+    were asked for (``log_events`` of :func:`simulate_gcann`); ``event_totals``
+    counts every kind, logged or not.
+    """
+
+    loss_d: Tensor
+    loss_g: Tensor
+    lr_d: Tensor
+    lr_g: Tensor
+    train_d: Tensor
+    train_g: Tensor
+    extra_d: Tensor
+    extra_g: Tensor
+    events: list[list[dict]]
+    diverged: Tensor
+    diverged_step: Tensor
+    config: dict = field(default_factory=dict)
+    event_totals: dict[str, int] | None = None
+
+    def event_counts(self) -> dict[str, int]:
+        """Events of each kind over all rows (every kind, also those not logged)."""
+        if self.event_totals is not None:
+            return dict(sorted(self.event_totals.items()))
+        out: dict[str, int] = {}
+        for row in self.events:
+            for e in row:
+                out[e["event"]] = out.get(e["event"], 0) + 1
+        return out
+
+
+def simulate_gcann(
+    game: DiracGAN,
+    z0,
+    *,
+    config: GCANNConfig,
+    steps: int,
+    scheme: str = "simgd",
+    optimizer: str | OptimiserSpec = "sgd",
+    hp=None,
+    ema_beta: float | None = None,
+    record_every: int = 1,
+    apply_lr: bool = True,
+    apply_pause: bool = True,
+    apply_extra: bool = True,
+    log_events: Iterable[str] | None = None,
+    progress=None,
+) -> tuple[Trajectory, GCANNLogs]:
+    """Simulate ``game`` from ``z0`` (B, 2n) with one GCANN controller per row.
+
+    Each step k: per-row ``(loss_d, loss_g) = game.losses(z)`` (float64) →
+    ``ctrl.observe`` → the main update of ``scheme`` with the decided per-row
+    learning rates, the players masked by ``train_d``/``train_g`` → up to
+    ``max(extra_d_steps)`` masked extra D updates, then up to ``max(extra_g_steps)``
+    masked extra G updates (field recomputed each time) → WGAN projection after
+    every update.  ``altgd`` is one D update then one G update per step.
+
+    Non-finite losses or states: the row is marked diverged (the controller runs
+    with ``on_nonfinite="diverged"``; a config with "raise" is switched to it), the
+    row is frozen at its last finite state and never propagates NaN; use
+    :func:`effective_distance` (inf after divergence) for verdicts.
+
+    Ablations: ``apply_lr=False`` keeps the initial learning rates, ``apply_pause=False``
+    trains both players every step (pauses, skips and tie-breaks ignored),
+    ``apply_extra=False`` drops the catch-up bursts.  The logs always hold the decisions.
+
+    ``log_events``: the event kinds kept in ``logs.events`` (default: all; the per-step
+    kinds ``skip_d``, ``skip_g`` and ``tie_break`` are most of a long log, see
+    :data:`DEFAULT_LOG_EVENTS`); ``logs.event_counts()`` counts every kind regardless.
+    ``progress(k)``: called with the number of steps done after each step.
+    """
+    if scheme not in ("simgd", "altgd"):
+        raise SimulationError(f"simulate_gcann supports schemes simgd and altgd, got {scheme!r}")
+    for name, val in (("steps", steps), ("record_every", record_every)):
+        if int(val) != val or val < 1:
+            raise SimulationError(f"{name} must be a positive integer, got {val!r}")
+    z0 = check_initial(z0, game).to(torch.float64)
+    B, n = z0.shape[0], game.dim
+    hp = game.prepare(hp, B, z0.dtype, z0.device)
+    if config.on_nonfinite != "diverged":
+        config = replace(config, on_nonfinite="diverged")
+    spec = optimizer if isinstance(optimizer, OptimiserSpec) else OptimiserSpec(optimizer)
+    beta = None
+    if ema_beta is not None:
+        beta = float(ema_beta)
+        if not 0 <= beta < 1:
+            raise SimulationError("ema_beta must be in [0, 1)")
+    keep = None
+    if log_events is not None:
+        keep = set(log_events)
+        unknown = sorted(keep - set(EVENT_KINDS))
+        if unknown:
+            raise SimulationError(f"unknown event kind(s) {unknown}; choose from {', '.join(EVENT_KINDS)}")
+    totals: dict[str, int] = {}
+    ctrls = [GCANNController(config) for _ in range(B)]
+
+    z = game.project(z0.clone(), hp)
+    opt_g, opt_d = spec.init(z[:, :n]), spec.init(z[:, n:])
+    e = z.clone()
+    recs, ema_recs, ts = [z.clone()], [z.clone()], [0]
+    f64 = dict(dtype=torch.float64)
+    L_d = torch.empty(steps, B, **f64)
+    L_g = torch.empty(steps, B, **f64)
+    LR_d = torch.empty(steps, B, **f64)
+    LR_g = torch.empty(steps, B, **f64)
+    TR_d = torch.empty(steps, B, dtype=torch.bool)
+    TR_g = torch.empty(steps, B, dtype=torch.bool)
+    EX_d = torch.zeros(steps, B, dtype=torch.int32)
+    EX_g = torch.zeros(steps, B, dtype=torch.int32)
+    events: list[list[dict]] = [[] for _ in range(B)]
+    dead = torch.zeros(B, dtype=torch.bool)
+    dead_step = torch.full((B,), -1, dtype=torch.long)
+
+    def guard(z_new: Tensor, z_old: Tensor, k: int) -> Tensor:
+        bad = ~torch.isfinite(z_new).all(1)
+        if bool(bad.any()):
+            newly = bad & ~dead
+            dead_step[newly] = k
+            dead.logical_or_(bad)
+            z_new = torch.where(bad[:, None], z_old, z_new)
+        return z_new
+
+    for k in range(steps):
+        ld, lg = game.losses(z, hp)  # penalties need autograd (∇ₓD): no torch.no_grad here
+        ld = ld.detach().to(torch.float64)
+        lg = lg.detach().to(torch.float64)
+        L_d[k], L_g[k] = ld, lg
+        ldl = torch.where(dead, torch.full_like(ld, math.nan), ld).tolist()
+        lgl = torch.where(dead, torch.full_like(lg, math.nan), lg).tolist()
+        lr_d, lr_g, td, tg, xd, xg = [], [], [], [], [], []
+        for b, ctrl in enumerate(ctrls):
+            dec = ctrl.observe(ldl[b], lgl[b])
+            lr_d.append(dec.lr_d)
+            lr_g.append(dec.lr_g)
+            td.append(dec.train_d)
+            tg.append(dec.train_g)
+            xd.append(dec.extra_d_steps)
+            xg.append(dec.extra_g_steps)
+            if dec.events:
+                for ev in dec.events:
+                    d_ev = ev.to_dict()
+                    totals[d_ev["event"]] = totals.get(d_ev["event"], 0) + 1
+                    if keep is None or d_ev["event"] in keep:
+                        events[b].append(d_ev)
+            if dec.diverged and not bool(dead[b]):
+                dead[b] = True
+                dead_step[b] = k
+        lrd = torch.tensor(lr_d, **f64)
+        lrg = torch.tensor(lr_g, **f64)
+        trd = torch.tensor(td, dtype=torch.bool)
+        trg = torch.tensor(tg, dtype=torch.bool)
+        exd = torch.tensor(xd, dtype=torch.int32)
+        exg = torch.tensor(xg, dtype=torch.int32)
+        LR_d[k], LR_g[k], TR_d[k], TR_g[k], EX_d[k], EX_g[k] = lrd, lrg, trd, trg, exd, exg
+        if not apply_lr:
+            lrd, lrg = torch.full_like(lrd, config.lr_d), torch.full_like(lrg, config.lr_g)
+        if not apply_pause:
+            trd, trg = torch.ones_like(trd), torch.ones_like(trg)
+        if not apply_extra:
+            exd, exg = torch.zeros_like(exd), torch.zeros_like(exg)
+        lrd_c, lrg_c = lrd[:, None], lrg[:, None]
+
+        z = guard(gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lrd_c, lrg_c, 1, 1, trd, trg), z, k)
+        for j in range(int(exd.max())):  # catch-up: extra D updates
+            m = (exd > j) & ~dead
+            if not bool(m.any()):
+                break
+            z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 1, 0, train_d=m), z, k)
+        for j in range(int(exg.max())):  # catch-up: extra G updates
+            m = (exg > j) & ~dead
+            if not bool(m.any()):
+                break
+            z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 0, 1, train_g=m), z, k)
+        if beta is not None:
+            e = beta * e + (1 - beta) * z
+        if (k + 1) % record_every == 0:
+            recs.append(z)
+            ts.append(k + 1)
+            ema_recs.append(e)
+        if progress is not None:
+            progress(k + 1)
+    t = torch.tensor(ts, **f64)
+    info = {"gcann": True, "diverged": dead.clone(), "diverged_step": dead_step.clone()}
+    traj = Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None, info)
+    logs = GCANNLogs(L_d, L_g, LR_d, LR_g, TR_d, TR_g, EX_d, EX_g, events, dead, dead_step, config.to_dict(), totals)
+    return traj, logs
+
+
+def effective_distance(traj: Trajectory, ema: bool = False) -> Tensor:
+    """Distance to the equilibrium (T, B), +inf from the step a row diverged on
+    (``simulate_gcann`` freezes such rows; this makes them count as diverging)."""
+    d = traj.distance(ema=ema).clone()
+    ds = traj.info.get("diverged_step")
+    if ds is not None:
+        for b in (ds >= 0).nonzero().flatten().tolist():
+            d[traj.t >= ds[b], b] = math.inf
+    return d
+

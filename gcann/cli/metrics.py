@@ -94,7 +94,6 @@ def _npz(path: Path):
 
 
 def _statistics(path: str, net, batch_size: int, device: str):
-    from gcann.metrics import MetricError
     from gcann.metrics.fid import fid_statistics
     from gcann.metrics.inception import inception_features
 
@@ -114,10 +113,7 @@ def _statistics(path: str, net, batch_size: int, device: str):
         raise UserError(f"{path} does not exist")
     else:
         raise UserError(f"{path} is neither a folder of images nor an .npz file")
-    try:
-        return fid_statistics(feats, what=str(path))
-    except MetricError as e:
-        raise UserError(str(e)) from None
+    return fid_statistics(feats, what=str(path))
 
 
 def _device(device: str) -> str:
@@ -141,7 +137,6 @@ def _device(device: str) -> str:
 @click.option("--device", default="cpu", show_default=True, metavar="DEV")
 def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, device: str) -> None:
     """FID between A and B (folders of images or .npz files), TF-Inception pool features."""
-    from gcann.metrics import MetricError
     from gcann.metrics.fid import frechet_distance
     from gcann.metrics.inception import fid_weights_path, load_inception
 
@@ -149,13 +144,10 @@ def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, dev
     for p in (a, b):
         if not Path(p).exists():
             raise UserError(f"{p} does not exist")
-    try:
-        net = load_inception(fid_weights_path(weights), device)
-        sa = _statistics(a, net, batch_size, device)
-        sb = _statistics(b, net, batch_size, device)
-        value = frechet_distance(sa, sb)
-    except MetricError as e:
-        raise UserError(str(e)) from None
+    net = load_inception(fid_weights_path(weights), device)
+    sa = _statistics(a, net, batch_size, device)
+    sb = _statistics(b, net, batch_size, device)
+    value = frechet_distance(sa, sb)
     click.echo(json.dumps({"fid": value}) if as_json else f"FID: {value}")
 
 

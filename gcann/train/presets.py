@@ -18,7 +18,7 @@ from .config import ConfigError, TrainConfig
 __all__ = ["TRAIN_PRESETS", "train_preset"]
 
 _CELEBA = dict(dataset="celeba", resolution=64, channels=3, arch="dcgan", nz=100, lr_d=2e-4, lr_g=2e-4,
-               batch_size=128, epochs=100, num_workers=4, sample_every=1000, ckpt_every=2000)
+               batch_size=128, epochs=100, sample_every=1000, ckpt_every=2000)
 _BICAR = dict(dataset="bicar3d", resolution=64, channels=1, arch="voxel", nz=200, lr_d=1e-4, lr_g=1e-4,
               batch_size=128, epochs=100, sample_every=200, ckpt_every=500)
 _BIPED = dict(_BICAR, dataset="biped", resolution=32)
@@ -31,7 +31,7 @@ _FASHION = dict(dataset="fashion-mnist", resolution=28, channels=1, arch="dcgan"
 # clamped α-loss, non-saturating with α_G = 1 (sweep α_D: 0.5 .. 1), or LSGAN with a = 0, b = c = 1; 100 epochs
 # (their FID is read at epoch 100); CelebA 64×64 at batch 128, LSUN Classroom 112×112 at batch 64.
 _ALPHA = dict(arch="dcgan", channels=3, nz=100, width_g=64, width_d=64, beta1=0.9, beta2=0.99, lr_d=2e-4, lr_g=2e-4,
-              epochs=100, loss="alpha_ns", alpha_d=1.0, alpha_g=1.0, alpha_clamp=1e-7, num_workers=4,
+              epochs=100, loss="alpha_ns", alpha_d=1.0, alpha_g=1.0, alpha_clamp=1e-7,
               sample_every=1000, ckpt_every=2000)
 _ALPHA_CELEBA = dict(_ALPHA, dataset="celeba", resolution=64, batch_size=128, lr_d=6e-4, lr_g=6e-4)
 _ALPHA_LSUN = dict(_ALPHA, dataset="lsun", resolution=112, batch_size=64)

@@ -222,7 +222,10 @@ def _announce(names: list[str], ctx, G, info: dict, device: str, quiet: bool) ->
 @click.argument("source", metavar="RUN_DIR|CKPT", type=click.Path())
 @click.option("--metrics", "metric_names", default=None, metavar="M[,M...]",
               help="metric names (default: fid,kid,is,pairwise,pairwise_inception for images; "
-                   "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer for voxels)")
+                   "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer for voxels). pairwise: the "
+                   "samples' diversity, the mean pairwise RMS distance ‖x_i − x_j‖/√d between generated samples "
+                   "within batches of 64 (pixels or voxels; higher is more diverse); pairwise_inception: the "
+                   "same on Inception features; docs/metrics.md defines each")
 @click.option("--num-samples", type=click.IntRange(2), default=None, metavar="N",
               help="generated samples (default: 10000 images; 1000 shapes for the 3D metrics)")
 @click.option("--num-real", type=click.IntRange(1), default=None, metavar="N",

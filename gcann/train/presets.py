@@ -2,8 +2,9 @@
 
 ``*-dcgan`` is the plain baseline and ``*-dcg-gcann`` the same run driven by the
 GCANN controller with the paper's values for that experiment
-(:data:`gcann.presets.PRESETS`). Both of seed 000's experiments train for 100
-epochs at batch 128. Values the paper does not give are DCGAN's (images) or
+(:data:`gcann.presets.PRESETS`). Both experiments of the GCANN paper (Estal,
+*Guided Convergence Adversarial Neural Networks*) train for 100 epochs at batch
+128. Values the paper does not give are DCGAN's (images) or
 3D-GAN's (voxels): Adam β = (0.5, 0.999); 64×64 images with a 100-d latent;
 64³ voxels with a 200-d latent.
 """
@@ -40,10 +41,10 @@ _GCANN_CELEBA = dict(controller="gcann", gcann_preset="paper-celeba")
 _GCANN_BICAR = dict(controller="gcann", gcann_preset="paper-bicar3d")
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "celeba-dcgan": ("DCGAN on CelebA 64×64 (seed 000's image baseline)", _CELEBA),
-    "celeba-dcg-gcann": ("DCG-GCANN on CelebA 64×64 (seed 000's image experiment)", {**_CELEBA, **_GCANN_CELEBA}),
-    "bicar3d-dcgan": ("voxel 3D DCGAN on 3DBiCar 64³ (seed 000's 3D baseline)", _BICAR),
-    "bicar3d-dcg-gcann": ("3D DCG-GCANN on 3DBiCar 64³ (seed 000's 3D experiment)", {**_BICAR, **_GCANN_BICAR}),
+    "celeba-dcgan": ("DCGAN on CelebA 64×64 (the GCANN paper's image baseline, Estal)", _CELEBA),
+    "celeba-dcg-gcann": ("DCG-GCANN on CelebA 64×64 (the GCANN paper's image experiment, Estal)", {**_CELEBA, **_GCANN_CELEBA}),
+    "bicar3d-dcgan": ("voxel 3D DCGAN on 3DBiCar 64³ (the GCANN paper's 3D baseline, Estal)", _BICAR),
+    "bicar3d-dcg-gcann": ("3D DCG-GCANN on 3DBiCar 64³ (the GCANN paper's 3D experiment, Estal)", {**_BICAR, **_GCANN_BICAR}),
     "biped3d-dcgan": ("voxel 3D DCGAN on the pybullet biped stand-in, 32³", _BIPED),
     "biped3d-dcg-gcann": ("3D DCG-GCANN on the pybullet biped stand-in, 32³", {**_BIPED, **_GCANN_BICAR}),
     "randmesh3d-dcgan": ("voxel 3D DCGAN on pybullet_data's 1000 random meshes, 32³", _RANDMESH),

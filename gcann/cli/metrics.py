@@ -205,12 +205,12 @@ def _announce(names: list[str], ctx, G, info: dict, device: str, quiet: bool) ->
         return passes
     # a short timed batch (its own latent draws: the evaluation's seeded draws are not touched)
     with torch.no_grad():
-        x = to_uint8(G(torch.randn(10, info["nz"], generator=torch.Generator().manual_seed(2**31 - 1))
+        x = to_uint8(G(torch.randn(18, info["nz"], generator=torch.Generator().manual_seed(2**31 - 1))
                        .to(device)).float().cpu(), (-1, 1))
     inception_features(net, x[:2], batch_size=2, device=ctx.device)            # warm-up
     t0 = time.perf_counter()
-    inception_features(net, x[2:], batch_size=8, device=ctx.device)
-    per_image = (time.perf_counter() - t0) / 8
+    inception_features(net, x[2:], batch_size=16, device=ctx.device)
+    per_image = (time.perf_counter() - t0) / 16
     real = (f"{n_real:,} real ({'features cached' if cached else 'not cached yet'})" if n_real else "no real")
     click.echo(f"gcann eval: {n_gen:,} generated and {real} images for {', '.join(names)}: {passes:,} images "
                f"through Inception at {per_image:.3g} s each (measured here on {ctx.device}): about "

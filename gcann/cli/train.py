@@ -121,7 +121,7 @@ def _run(make_trainer) -> None:
               help="run folder [default: runs/<preset>-<controller>-seed<N>]")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config value (JSON or text)")
 @click.option("--list", "list_", is_flag=True, help="list the presets and exit")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress bar (on a terminal) or progress lines (without one)")
 @_config_options
 def train(preset, resume, out, sets, list_, quiet, **kw):
     """Train a GAN (a preset, any value overridable), or continue a run with --resume."""

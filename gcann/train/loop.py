@@ -833,7 +833,9 @@ class Trainer:
         if self._tb is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+            # a resumed run (or one started again from step 0) hides the events past its step
+            resumed = getattr(self, "_resumed_from", None) is not None
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resumed else None)
         return self._tb
 
     def _write_status(self, state: str, message: str, **extra: Any) -> None:

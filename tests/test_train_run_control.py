@@ -273,3 +273,14 @@ def test_option_help_is_the_fields_own_metadata():
         assert " ".join(f.metadata["help"].split()) in text, f.name
     src = Path(cli_train.__file__).read_text()
     assert "getsource" not in src and "re.match" not in src
+
+
+def test_the_readme_and_train_list_give_the_same_measured_demo_time(capsys):
+    from gcann.train.presets import DEMO_MEASURED
+
+    assert main(["train", "--list"]) == 0
+    assert DEMO_MEASURED in capsys.readouterr().out
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    minutes = DEMO_MEASURED.split(" min")[0]
+    assert f"the demo took {minutes} min" in readme and "2-core Intel Xeon" in readme
+    assert "dataset-fashion-mnist" in readme

@@ -20,15 +20,16 @@ from .common import UserError, check_writable, parse_set
 # ---------------------------------------------------------------------------- #
 # options generated from TrainConfig
 # ---------------------------------------------------------------------------- #
-_NAMED = {  # fields with hand-written options (the names)
-    "data_root": dict(metavar="DIR", help="local root of the data (CelebA, 3DBiCar, an image or mesh folder)"),
-    "controller": dict(metavar="gcann|none", help="drive the run with the GCANN controller, or not"),
-    "loss": dict(metavar="NAME", help="gan nsgan wgan lsgan alpha_sat alpha_ns hinge"),
-    "reg": dict(metavar="R[,R...]", help="regularisers: r1 r2 gp gp0 dragan l2 noise"),
-    "seed": dict(metavar="N", type=int, help="seed of every random stream of the run"),
-    "epochs": dict(metavar="N", type=int, help="training length in epochs"),
-    "max_steps": dict(metavar="N", type=int, help="training length in steps, counted from the run's start"),
-    "log_every": dict(metavar="N", type=int, help="metrics.jsonl row every N steps (default 10)"),
+_NAMED = {  # fields whose options take a particular metavar or type (their help is the field's own, as for all)
+    "data_root": dict(metavar="DIR"),
+    "controller": dict(metavar="gcann|none"),
+    "loss": dict(metavar="NAME"),
+    "reg": dict(metavar="R[,R...]"),
+    "seed": dict(metavar="N", type=int),
+    "epochs": dict(metavar="N", type=int),
+    "max_steps": dict(metavar="N", type=int),
+    "log_every": dict(metavar="N", type=int),
+    "on_nonsense": dict(metavar="flag|stop"),
 }
 
 
@@ -53,12 +54,12 @@ def _config_options(fn):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "ema":
             fn = click.option(flag, "ema", type=float, default=None, is_flag=False, flag_value=0.999,
-                              metavar="[BETA]", help="generator EMA; alone: β = 0.999; 0 turns it off")(fn)
+                              metavar="[BETA]", help=helps["ema"] + "; --ema alone: β = 0.999")(fn)
             continue
         if f.name in _NAMED:
             kw = dict(_NAMED[f.name])
             kw.setdefault("type", str)
-            fn = click.option(flag, f.name, default=None, **kw)(fn)
+            fn = click.option(flag, f.name, default=None, help=helps[f.name], **kw)(fn)
             continue
         t = _field_type(f)
         if t == "bool":

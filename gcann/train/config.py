@@ -65,7 +65,8 @@ class TrainConfig:
 
     # --- data
     dataset: str = _f("mnist5k", 'gcann.data dataset name (celeba, images, fashion-mnist, mnist5k, bicar3d, biped, ...)')
-    data_root: str | None = _f(None, "local root of the data (None: the dataset's embedded default)")
+    data_root: str | None = _f(None, "local root of the data: CelebA, 3DBiCar, an image or mesh folder (None: the "
+                                     "dataset's shipped copy or default location)")
     resolution: int = _f(28, 'image side or voxel grid side')
     channels: int = _f(1, 'image channels (1 for voxels)')
     num_workers: int | None = _f(None, "DataLoader workers for file-backed datasets (0: decode in the training "
@@ -106,13 +107,13 @@ class TrainConfig:
     ema_start: int = _f(0, 'steps before the EMA starts (it copies G until then)')
     ema_bn: str = _f("recompute", 'EMA batch-norm statistics: recompute (from EMA weights) | copy (from G)')
     # --- controller
-    controller: str = _f("none", 'none | gcann')
+    controller: str = _f("none", "gcann: the GCANN controller drives the run | none")
     gcann_preset: str = _f("paper-celeba", "gcann.presets name: the paper's controller values")
     gcann: dict = field(default_factory=dict, metadata={"help": 'GCANNConfig overrides (e.g. {"p": 3}); lr_d/lr_g come from above'})
     controller_lag: int = _f(0, 'steps between the losses observed and the step they govern (0: auto, see docs)')
     diversity_metric: str = _f("l2", 'diversity loss distance: l2 (pixel/voxel) | cosine')
     # --- run
-    seed: int = _f(0, 'seeds every random stream of the run')
+    seed: int = _f(0, 'the seed of every random stream of the run')
     device: str = _f("auto", 'auto | cpu | cuda | cuda:N')
     precision: str = _f("auto", 'auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16')
     channels_last: bool = _f(True, 'channels-last memory format on CUDA')

@@ -156,3 +156,28 @@ def test_eval_of_a_trained_run(tmp_path, stand_in, capsys, monkeypatch):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("gcann: error: ") and msg in err and err.count("\n") == 1, (msg, err)
+
+
+def test_eval_says_what_it_will_compute_and_records_its_time(tmp_path, stand_in, capsys, monkeypatch):
+    _, weights = stand_in
+    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "cache"))
+    root = _images(tmp_path / "imgs")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(root),
+                 "--max-steps", "1", "--out", str(run), "--width-g", "4", "--width-d", "4", "--batch-size", "8",
+                 "--num-samples", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metrics", "kid,pairwise", "--num-samples", "20", "--fid-weights",
+                 str(weights), "--json"]) == 0
+    cap = capsys.readouterr()
+    rec = json.loads(cap.out)
+    assert rec["seconds"] > 0 and set(rec["metrics"]) == {"kid", "kid_std", "pairwise"}
+    line = [x for x in cap.err.splitlines() if x.startswith("gcann eval: ")]
+    assert len(line) == 1, cap.err
+    assert "20 generated and 24 real (not cached yet) images for kid, pairwise: 44 images through Inception" \
+        in line[0] and "s each (measured here on cpu): about " in line[0]
+    # the real features are cached now: only the generated images go through the network
+    assert main(["eval", str(run), "--metrics", "kid", "--num-samples", "20", "--fid-weights", str(weights)]) == 0
+    assert "24 real (features cached) images for kid: 20 images through Inception" in capsys.readouterr().err
+    assert main(["eval", str(run), "--metrics", "pairwise", "--num-samples", "8", "--quiet"]) == 0
+    assert "gcann eval:" not in capsys.readouterr().err

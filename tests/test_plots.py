@@ -141,3 +141,24 @@ def test_make_all_quick_writes_expected_files(tmp_path):
         assert p.exists() and p.stat().st_size > 0
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"GIF8")
+
+
+def test_image_grids_are_enlarged_by_whole_pixels(tmp_path):
+    """64 samples of 28 px make a 242 px grid; it is saved 3× (726 px), each pixel a 3×3 block of its value."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    from gcann.train.plots import save_image_grid
+
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    save_image_grid(x, tmp_path / "g.png")
+    img = np.asarray(Image.open(tmp_path / "g.png").convert("L"))
+    assert img.shape == (726, 726)
+    small = make_grid(x.clamp(-1, 1) * 0.5 + 0.5, nrow=8, padding=2)[0]
+    ref = small.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()   # torchvision's own rounding
+    assert np.array_equal(img[::3, ::3], ref) and np.array_equal(img, np.kron(ref, np.ones((3, 3), np.uint8)))
+    big = torch.zeros(4, 3, 300, 300)
+    save_image_grid(big, tmp_path / "big.png")
+    assert Image.open(tmp_path / "big.png").size == (606, 606)   # already >= 512: not enlarged

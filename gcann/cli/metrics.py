@@ -94,7 +94,6 @@ def _npz(path: Path):
 
 
 def _statistics(path: str, net, batch_size: int, device: str):
-    from gcann.metrics import MetricError
     from gcann.metrics.fid import fid_statistics
     from gcann.metrics.inception import inception_features
 
@@ -114,10 +113,7 @@ def _statistics(path: str, net, batch_size: int, device: str):
         raise UserError(f"{path} does not exist")
     else:
         raise UserError(f"{path} is neither a folder of images nor an .npz file")
-    try:
-        return fid_statistics(feats, what=str(path))
-    except MetricError as e:
-        raise UserError(str(e)) from None
+    return fid_statistics(feats, what=str(path))
 
 
 def _device(device: str) -> str:
@@ -141,7 +137,6 @@ def _device(device: str) -> str:
 @click.option("--device", default="cpu", show_default=True, metavar="DEV")
 def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, device: str) -> None:
     """FID between A and B (folders of images or .npz files), TF-Inception pool features."""
-    from gcann.metrics import MetricError
     from gcann.metrics.fid import frechet_distance
     from gcann.metrics.inception import fid_weights_path, load_inception
 
@@ -149,13 +144,10 @@ def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, dev
     for p in (a, b):
         if not Path(p).exists():
             raise UserError(f"{p} does not exist")
-    try:
-        net = load_inception(fid_weights_path(weights), device)
-        sa = _statistics(a, net, batch_size, device)
-        sb = _statistics(b, net, batch_size, device)
-        value = frechet_distance(sa, sb)
-    except MetricError as e:
-        raise UserError(str(e)) from None
+    net = load_inception(fid_weights_path(weights), device)
+    sa = _statistics(a, net, batch_size, device)
+    sb = _statistics(b, net, batch_size, device)
+    value = frechet_distance(sa, sb)
     click.echo(json.dumps({"fid": value}) if as_json else f"FID: {value}")
 
 
@@ -166,11 +158,74 @@ def _parse_metrics(text: str) -> list[str]:
     return names
 
 
+_INCEPTION_ON_GENERATED = ("fid", "kid", "pairwise_inception")
+
+
+def _announce(names: list[str], ctx, G, info: dict, device: str, quiet: bool) -> int:
+    """Print (stderr) what ``gcann eval`` is about to compute and its expected time, from a short timed
+    Inception batch; returns the number of images that will go through the network (0 when none)."""
+    import time
+
+    from gcann.metrics import MetricError, MetricUnavailable
+    from gcann.metrics import fid as fidmod
+    from gcann.metrics.inception import inception_features, is_weights_path, to_uint8, weights_digest
+
+    from .common import human_seconds
+
+    if info["kind"] != "image":
+        if not quiet:
+            n = ctx.num_samples or "the default number of"
+            click.echo(f"gcann eval: {n} generated shapes for {', '.join(names)} (no time estimate for the 3D "
+                       "metrics)", err=True)
+        return 0
+    inception = [n for n in names if n in (*_INCEPTION_ON_GENERATED, "is")]
+    n_gen = int(ctx.num_samples or (fidmod.DEFAULT_IMAGE_SAMPLES if inception else 512))
+    try:
+        path, net = fidmod._network(ctx)
+    except (MetricUnavailable, MetricError):
+        if not quiet:
+            click.echo(f"gcann eval: {n_gen} generated images for {', '.join(names)} (no Inception weights here: "
+                       "its metrics will be reported unavailable)", err=True)
+        return 0
+    passes = n_gen if any(n in _INCEPTION_ON_GENERATED for n in names) else 0
+    if "is" in names:
+        try:
+            if is_weights_path(ctx.options.get("is_weights")).is_file():
+                passes += n_gen
+        except (MetricUnavailable, MetricError):
+            pass   # IS will be reported unavailable
+    n_real, cached = 0, False
+    if "fid" in names or "kid" in names:
+        n_real = min(ctx.num_reals(), int(ctx.option("num_real", fidmod.DEFAULT_REAL_SAMPLES)))
+        file = fidmod._cache_file(ctx, weights_digest(path), n_real, int(ctx.option("real_seed", 0)))
+        cached = file is not None and file.is_file()
+        if not cached:
+            passes += n_real
+    if quiet or passes == 0:
+        return passes
+    # a short timed batch (its own latent draws: the evaluation's seeded draws are not touched)
+    with torch.no_grad():
+        x = to_uint8(G(torch.randn(18, info["nz"], generator=torch.Generator().manual_seed(2**31 - 1))
+                       .to(device)).float().cpu(), (-1, 1))
+    inception_features(net, x[:2], batch_size=2, device=ctx.device)            # warm-up
+    t0 = time.perf_counter()
+    inception_features(net, x[2:], batch_size=16, device=ctx.device)
+    per_image = (time.perf_counter() - t0) / 16
+    real = (f"{n_real:,} real ({'features cached' if cached else 'not cached yet'})" if n_real else "no real")
+    click.echo(f"gcann eval: {n_gen:,} generated and {real} images for {', '.join(names)}: {passes:,} images "
+               f"through Inception at {per_image:.3g} s each (measured here on {ctx.device}): about "
+               f"{human_seconds(passes * per_image)}; Ctrl-C stops it", err=True)
+    return passes
+
+
 @click.command("eval")
 @click.argument("source", metavar="RUN_DIR|CKPT", type=click.Path())
 @click.option("--metrics", "metric_names", default=None, metavar="M[,M...]",
               help="metric names (default: fid,kid,is,pairwise,pairwise_inception for images; "
-                   "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer for voxels)")
+                   "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer for voxels). pairwise: the "
+                   "samples' diversity, the mean pairwise RMS distance ‖x_i − x_j‖/√d between generated samples "
+                   "within batches of 64 (pixels or voxels; higher is more diverse); pairwise_inception: the "
+                   "same on Inception features; docs/metrics.md defines each")
 @click.option("--num-samples", type=click.IntRange(2), default=None, metavar="N",
               help="generated samples (default: 10000 images; 1000 shapes for the 3D metrics)")
 @click.option("--num-real", type=click.IntRange(1), default=None, metavar="N",
@@ -186,30 +241,33 @@ def _parse_metrics(text: str) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="also write the JSON results to FILE (atomically)")
+@click.option("--quiet", is_flag=True, help="no estimate line and no progress bar")
 def eval_run(source: str, metric_names: str | None, num_samples: int | None, num_real: int | None,
              fid_weights: str | None, is_weights: str | None, data_root: str | None, no_ema: bool, seed: int,
-             batch_size: int, device: str, as_json: bool, out: str | None) -> None:
-    """Metrics of a run's generator (a run folder's latest checkpoint, or a checkpoint file)."""
-    from gcann.data import DataError, build_dataset
-    from gcann.metrics import EvalContext, MetricError, check_metrics, compute_metrics
-    from gcann.train.checkpoint import CheckpointError, load_generator
+             batch_size: int, device: str, as_json: bool, out: str | None, quiet: bool) -> None:
+    """Metrics of a run's generator (a run folder's latest checkpoint, or a checkpoint file).
 
+    Says up front how many images go through the Inception network and about how long that takes here (from a
+    short timed batch), shows a progress bar on a terminal, and records the wall time as ``seconds``.
+    ``pairwise`` is the mean pairwise RMS distance between generated samples within batches of 64 (pixels or
+    voxels; a diversity measure, higher is more diverse); docs/metrics.md defines every metric.
+    """
+    import time
+
+    from gcann.data import build_dataset
+    from gcann.metrics import EvalContext, check_metrics, compute_metrics
+    from gcann.train.checkpoint import load_generator
+
+    from .common import progress_bar
+
+    t_start = time.perf_counter()
     device = _device(device)
     if not Path(source).exists():
         raise UserError(f"{source} does not exist")
-    try:
-        G, info = load_generator(source, ema=not no_ema, device=device)
-    except CheckpointError as e:
-        raise UserError(str(e)) from None
+    G, info = load_generator(source, ema=not no_ema, device=device)
     names = _parse_metrics(metric_names or DEFAULT_METRICS[info["kind"]])
-    try:
-        check_metrics(names, info["kind"], num_samples)
-    except MetricError as e:
-        raise UserError(str(e)) from None
-    try:
-        ds = build_dataset(info["dataset"], data_root or info["data_root"], resolution=info["resolution"])
-    except DataError as e:
-        raise UserError(str(e)) from None
+    check_metrics(names, info["kind"], num_samples)
+    ds = build_dataset(info["dataset"], data_root or info["data_root"], resolution=info["resolution"])
     gen = torch.Generator().manual_seed(seed)
 
     def sample(n: int) -> torch.Tensor:
@@ -221,13 +279,20 @@ def eval_run(source: str, metric_names: str | None, num_samples: int | None, num
                       dataset_key=getattr(ds, "key", None), device=torch.device(device), num_samples=num_samples,
                       options={"dataset": ds, "fid_weights": fid_weights, "is_weights": is_weights,
                                "num_real": num_real, "batch_size": batch_size})
-    try:
+    total = _announce(names, ctx, G, info, device, quiet)
+    with progress_bar(max(total, 1), "eval (images through Inception)", quiet or total == 0, "img") as update:
+        done = [0]
+
+        def progress(n: int) -> None:
+            done[0] += n
+            update(min(done[0], total))
+
+        ctx.options["progress"] = progress
         result = compute_metrics(names, ctx)
-    except MetricError as e:
-        raise UserError(str(e)) from None
     record = {"checkpoint": info.get("path", str(source)), "step": info["step"], "kind": info["kind"],
               "dataset": info["dataset"], "ema": info.get("ema", not no_ema), "seed": seed,
-              "num_samples": num_samples, "metrics": result}
+              "num_samples": num_samples, "metrics": result,
+              "seconds": round(time.perf_counter() - t_start, 2)}
     text = json.dumps(record)
     if out is not None:
         atomic_write(out, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))

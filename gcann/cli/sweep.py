@@ -44,7 +44,6 @@ def _grid(items: tuple[str, ...]) -> dict[str, list]:
 def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_min, gpus_per_node, cpus_per_task,
           wait):
     """Submit one training run per seed × grid point; runs land in OUT/<name>/."""
-    from gcann.train.config import ConfigError
     from gcann.train.sweep import collect, expand, submit
 
     try:
@@ -53,10 +52,7 @@ def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_mi
         raise UserError(f"--seeds must be a comma-separated list of integers, got {seeds!r}") from None
     if len(set(seed_list)) != len(seed_list):
         raise UserError(f"--seeds lists a seed twice: {seeds!r}")
-    try:
-        runs = expand(preset, seed_list, _grid(grids), parse_set(sets))
-    except (ConfigError, ValueError) as e:
-        raise UserError(str(e)) from None
+    runs = expand(preset, seed_list, _grid(grids), parse_set(sets))
     busy = [name for name, _ in runs if (out / name).is_dir() and any((out / name).iterdir())]
     if busy:
         raise UserError(f"{out} already holds run folder(s) {', '.join(busy[:3])}{' ...' if len(busy) > 3 else ''}: "

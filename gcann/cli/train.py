@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,16 @@ from .common import UserError, check_writable, parse_set
 # ---------------------------------------------------------------------------- #
 # options generated from TrainConfig
 # ---------------------------------------------------------------------------- #
-_NAMED = {  # fields with hand-written options (the issue's names)
-    "data_root": dict(metavar="DIR", help="local root of the data (CelebA, 3DBiCar, an image or mesh folder)"),
-    "controller": dict(metavar="gcann|none", help="drive the run with the GCANN controller, or not"),
-    "loss": dict(metavar="NAME", help="gan nsgan wgan lsgan alpha_sat alpha_ns hinge"),
-    "reg": dict(metavar="R[,R...]", help="regularisers: r1 r2 gp gp0 dragan l2 noise"),
-    "seed": dict(metavar="N", type=int, help="seed of every random stream of the run"),
-    "epochs": dict(metavar="N", type=int, help="training length in epochs"),
-    "max_steps": dict(metavar="N", type=int, help="training length in steps, counted from the run's start"),
-    "log_every": dict(metavar="N", type=int, help="metrics.jsonl row every N steps (default 10)"),
+_NAMED = {  # fields whose options take a particular metavar or type (their help is the field's own, as for all)
+    "data_root": dict(metavar="DIR"),
+    "controller": dict(metavar="gcann|none"),
+    "loss": dict(metavar="NAME"),
+    "reg": dict(metavar="R[,R...]"),
+    "seed": dict(metavar="N", type=int),
+    "epochs": dict(metavar="N", type=int),
+    "max_steps": dict(metavar="N", type=int),
+    "log_every": dict(metavar="N", type=int),
+    "on_nonsense": dict(metavar="flag|stop"),
 }
 
 
@@ -36,18 +38,10 @@ def _field_type(f: dataclasses.Field) -> str:
 
 
 def _field_help() -> dict[str, str]:
-    """Each TrainConfig field's one-line comment, as option help."""
-    import inspect
-    import re
-
+    """Each TrainConfig field's help, from the field's own ``metadata["help"]``."""
     from gcann.train.config import TrainConfig
 
-    out = {}
-    for line in inspect.getsource(TrainConfig).splitlines():
-        m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    return out
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig) if "help" in f.metadata}
 
 
 def _config_options(fn):
@@ -60,12 +54,12 @@ def _config_options(fn):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "ema":
             fn = click.option(flag, "ema", type=float, default=None, is_flag=False, flag_value=0.999,
-                              metavar="[BETA]", help="generator EMA; alone: β = 0.999; 0 turns it off")(fn)
+                              metavar="[BETA]", help=helps["ema"] + "; --ema alone: β = 0.999")(fn)
             continue
         if f.name in _NAMED:
             kw = dict(_NAMED[f.name])
             kw.setdefault("type", str)
-            fn = click.option(flag, f.name, default=None, **kw)(fn)
+            fn = click.option(flag, f.name, default=None, help=helps[f.name], **kw)(fn)
             continue
         t = _field_type(f)
         if t == "bool":
@@ -94,13 +88,9 @@ def _overrides(kw: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _build_config(preset: str, over: dict[str, Any]):
-    from gcann.train.config import ConfigError
     from gcann.train.presets import train_preset
 
-    try:
-        return train_preset(preset, **over)
-    except ConfigError as e:
-        raise UserError(str(e)) from None
+    return train_preset(preset, **over)
 
 
 def _default_out(cfg) -> Path:
@@ -112,38 +102,16 @@ def _default_out(cfg) -> Path:
     return out
 
 
-def _one_line(e: Exception) -> str:
-    """The message of ``e``; for an error re-raised from a DataLoader worker, the original one."""
-    text = str(e)
-    if "Original Traceback" in text:
-        last = [line for line in text.splitlines() if line.strip()][-1]
-        return last.split(": ", 1)[1] if ": " in last else last
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-class Diverged(click.ClickException):
-    """Training stopped on a NaN/Inf loss: exit status 3."""
-
-    exit_code = 3
-
-
 def _run(make_trainer) -> None:
-    from gcann.controller import NonFiniteLossError
-    from gcann.data import DataError
-    from gcann.train import ConfigError, RunError, TrainingDiverged
-    from gcann.train.checkpoint import CheckpointError
-
-    try:
-        trainer = make_trainer()
-        click.echo(f"run folder {trainer.run_dir}: {trainer.total_steps} steps "
-                   f"({trainer.steps_per_epoch} per epoch), step {trainer.step} now, device {trainer.device}, "
-                   f"controller {trainer.cfg.controller}", err=True)
-        result = trainer.fit()
-    except (ConfigError, RunError, DataError, CheckpointError, NonFiniteLossError) as e:
-        raise UserError(_one_line(e)) from None
-    except TrainingDiverged as e:
-        raise Diverged(str(e)) from None
-    click.echo(f"finished: {result.step} steps; last checkpoint {result.checkpoint}", err=True)
+    """Build and train; a user-facing error (any GcannError: config, data, checkpoint, a diverged or interrupted
+    run) goes up to :func:`gcann.cli.main`, which prints it as one line with its exit status."""
+    trainer = make_trainer()
+    click.echo(f"run folder {trainer.run_dir}: {trainer.total_steps} steps "
+               f"({trainer.steps_per_epoch} per epoch), step {trainer.step} now, device {trainer.device}, "
+               f"controller {trainer.cfg.controller}, {trainer.workers_note}", err=True)
+    result = trainer.fit()
+    flagged = f"; flagged: {'; '.join(f['message'] for f in result.flags)}" if result.flags else ""
+    click.echo(f"finished: {result.step} steps; last checkpoint {result.checkpoint}{flagged}", err=True)
 
 
 @click.command(context_settings={"show_default": True})
@@ -154,7 +122,7 @@ def _run(make_trainer) -> None:
               help="run folder [default: runs/<preset>-<controller>-seed<N>]")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config value (JSON or text)")
 @click.option("--list", "list_", is_flag=True, help="list the presets and exit")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress bar (on a terminal) or progress lines (without one)")
 @_config_options
 def train(preset, resume, out, sets, list_, quiet, **kw):
     """Train a GAN (a preset, any value overridable), or continue a run with --resume."""
@@ -174,6 +142,13 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
             raise UserError(f"--resume {resume}: no such run folder")
         check_writable(resume)
         from gcann.train import Trainer
+        from gcann.train.checkpoint import find_checkpoints, latest_checkpoint
+
+        if not find_checkpoints(resume):
+            if not (resume / "config.json").is_file():
+                latest_checkpoint(resume)   # the one-line error: not a run folder
+            click.echo(f"gcann: {resume} holds no checkpoint yet (stopped before the first one): training its run "
+                       "again from step 0 with its config.json", err=True)
 
         _run(lambda: Trainer.resume(resume, max_steps=over.get("max_steps"), quiet=quiet))
         return
@@ -184,8 +159,11 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"run folder {out} exists and is not empty: continue it with `gcann train --resume {out}` "
-                        "or choose another --out")
+        if (out / "config.json").is_file():
+            raise UserError(f"run folder {out} exists and is not empty: continue it with "
+                            f"`gcann train --resume {shlex.quote(str(out))}` or choose another --out")
+        raise UserError(f"run folder {out} exists and is not empty (and is not a gcann run folder): "
+                        "choose another --out")
     check_writable(out)
     from gcann.train import Trainer
 
@@ -205,16 +183,13 @@ def sample(ckpt, n, seed, out, no_ema, device):
     import numpy as np
     import torch
 
-    from gcann.train.checkpoint import CheckpointError, load_generator
-    from gcann.train.loop import RunError, recompute_bn_stats, resolve_device
+    from gcann.train.checkpoint import load_generator
+    from gcann.train.loop import recompute_bn_stats, resolve_device
 
     if out is not None and out.suffix not in (".png", ".npz"):
         raise UserError(f"--out must end in .png or .npz, got {out}")
-    try:
-        dev = resolve_device(device)
-        G, info = load_generator(ckpt, ema=not no_ema, device=dev)
-    except (CheckpointError, RunError, RuntimeError) as e:
-        raise UserError(str(e).splitlines()[0]) from None
+    dev = resolve_device(device)
+    G, info = load_generator(ckpt, ema=not no_ema, device=dev)
     if out is None:
         run_dir = Path(info["path"]).parent.parent
         out = run_dir / "samples" / f"sample-{info['step']:07d}-seed{seed}.png"

@@ -14,7 +14,8 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gcann.data import DATASETS, DataError, build_dataset
+    from gcann.data import DATASETS, build_dataset
+    from gcann.errors import GcannError, one_line
 
     p = argparse.ArgumentParser(prog="python -m gcann.data", description=__doc__.splitlines()[0])
     p.add_argument("name", choices=list(DATASETS), metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
@@ -35,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         ds = build_dataset(args.name, args.root, resolution=args.resolution, cache_dir=args.cache_dir, **options)
-    except DataError as e:
-        print(f"gcann.data: error: {e}", file=sys.stderr)
-        return 2
+    except GcannError as e:   # DataError and any other user-facing error: one line, its exit status
+        print(f"gcann.data: error: {one_line(e)}", file=sys.stderr)
+        return e.exit_code
     seconds = time.perf_counter() - t0
     skipped = getattr(ds, "skipped", 0)
     print(f"{ds.name}: {len(ds)} samples of shape {tuple(ds.sample_shape)} ({ds.kind}), key {ds.key}, "

@@ -12,11 +12,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from gcann.errors import GcannError
+
 __all__ = ["DataError", "DataWarning", "TensorSet", "cache_root", "content_key", "file_stamps",
            "check_resolution", "check_choice", "warn_skipped"]
 
 
-class DataError(ValueError):
+class DataError(GcannError, ValueError):
     """The data asked for is missing or unusable; the message says what to put where, in one line."""
 
 

@@ -11,7 +11,8 @@ Registered metrics (docs/metrics.md defines each):
   space), ``pairwise_inception`` (feature space);
 * voxels: ``chamfer``, ``cov``, ``mmd``, ``1nna`` (surface point clouds),
   ``pairwise`` (voxel space), ``pairwise_iou``, ``pairwise_chamfer``;
-* 2-D toys: ``modes`` (seed 002's mode coverage; :func:`toy_mode_metrics` is the
+* 2-D toys: ``modes`` (the mode coverage of Welfert, Otstot, Kurri & Sankar
+  (2023), (α_D, α_G)-GANs; :func:`toy_mode_metrics` is the
   batched function behind it).
 
 A metric that cannot be computed on its input raises :class:`MetricError` with

@@ -1,4 +1,5 @@
-"""Seed 000's diversity, "the average pairwise distance within batches", in pixel, feature and voxel space.
+"""The diversity measure of Estal's *Guided Convergence Adversarial Neural Networks*, "the average pairwise
+distance within batches", in pixel, feature and voxel space (higher: more diverse samples).
 
 All distances come from the diversity loss's vectorised code
 (:func:`gcann.diversity.pairwise_distances`), so the metric and the loss
@@ -53,6 +54,8 @@ def _count(ctx: EvalContext, default: int) -> int:
 
 @register_metric("pairwise")
 def _pairwise(ctx: EvalContext) -> dict[str, float]:
-    """Pixel/voxel-space diversity: mean pairwise RMS distance within generated batches of 64."""
+    """Pixel/voxel-space diversity: the mean over generated batches of 64 of the mean pairwise RMS distance
+    ``‖x_i − x_j‖ / √d`` between the samples of a batch (``d`` pixels or voxels; higher is more diverse, 0 is one
+    sample repeated; 512 samples unless ``num_samples`` is set)."""
     x = ctx.generated(_count(ctx, 512))
     return {"pairwise": mean_pairwise_in_batches(x)}

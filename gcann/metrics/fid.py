@@ -150,7 +150,7 @@ def generated_features(ctx: EvalContext) -> Tensor:
         _, net = _network(ctx)
         images = to_uint8(ctx.generated(_image_count(ctx)), (-1, 1))
         ctx.cache["gen_features"] = inception_features(net, images, batch_size=int(ctx.option("batch_size", 64)),
-                                                       device=ctx.device)
+                                                       device=ctx.device, progress=ctx.options.get("progress"))
     return ctx.cache["gen_features"]
 
 
@@ -192,7 +192,8 @@ def real_features(ctx: EvalContext) -> Tensor:
         idx_all = ctx.real(n, seed=seed) if ctx.reals is not None else None
         for i in range(0, n, 1024):  # read real images a block at a time (dataset folders can be large)
             block = idx_all[i:i + 1024] if idx_all is not None else _real_block(ctx, n, seed, i, 1024)
-            parts.append(inception_features(net, to_uint8(block, (-1, 1)), batch_size=batch, device=ctx.device))
+            parts.append(inception_features(net, to_uint8(block, (-1, 1)), batch_size=batch, device=ctx.device,
+                                            progress=ctx.options.get("progress")))
         feats = torch.cat(parts)
         if file is not None:
             atomic_write(file, lambda tmp: np.savez(tmp, features=feats.numpy()))
@@ -253,7 +254,7 @@ def _is(ctx: EvalContext) -> dict[str, float]:
         raise MetricUnavailable(f"{path} has no 1008-class logits head; IS needs torch-fidelity's layout")
     images = to_uint8(ctx.generated(_image_count(ctx)), (-1, 1))
     _, logits = inception_features(net, images, batch_size=int(ctx.option("batch_size", 64)), logits=True,
-                                   device=ctx.device)
+                                   device=ctx.device, progress=ctx.options.get("progress"))
     mean, std = inception_score(logits, splits=int(ctx.option("is_splits", 10)))
     return {"is": mean, "is_std": std}
 

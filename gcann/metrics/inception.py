@@ -288,10 +288,12 @@ def full_float32():
 
 
 def inception_features(net: InceptionV3, images: Tensor, *, batch_size: int = 64, logits: bool = False,
-                       device: str | torch.device | None = None) -> Tensor | tuple[Tensor, Tensor]:
+                       device: str | torch.device | None = None,
+                       progress=None) -> Tensor | tuple[Tensor, Tensor]:
     """Pool features ``(N, 2048)`` float32 on the CPU (and ``logits_unbiased`` with ``logits=True``).
 
-    ``images`` are ``uint8`` ``(N, 3, H, W)`` (see :func:`to_uint8`).
+    ``images`` are ``uint8`` ``(N, 3, H, W)`` (see :func:`to_uint8`); ``progress(n)``, when given, is called
+    after each batch with the number of images it held.
     """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
         raise MetricError(f"the network takes uint8 images (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
@@ -305,6 +307,8 @@ def inception_features(net: InceptionV3, images: Tensor, *, batch_size: int = 64
             feats.append(f.float().cpu())
             if logits:
                 outs.append(lg.float().cpu())
+            if progress is not None:
+                progress(len(f))
     f = torch.cat(feats)
     if not torch.isfinite(f).all():
         raise MetricError("the Inception network gave NaN or Inf features")

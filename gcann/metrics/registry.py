@@ -20,11 +20,13 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from gcann.errors import GcannError
+
 __all__ = ["EvalContext", "METRICS", "MetricError", "MetricUnavailable", "check_metrics", "compute_metrics",
            "register_metric"]
 
 
-class MetricError(ValueError):
+class MetricError(GcannError, ValueError):
     """A metric cannot be computed on this input; the message says why in one line."""
 
 

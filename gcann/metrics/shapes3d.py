@@ -17,7 +17,7 @@ Generated ``S_g`` against reference ``S_r`` shapes (PointFlow's ``lgan_mmd``,
 * ``mmd`` = mean over ``Y ∈ S_r`` of ``min_{X ∈ S_g} CD(X, Y)`` (fidelity);
 * ``cov`` = fraction of ``S_r`` that is the nearest reference of some ``X ∈ S_g``;
 * ``chamfer`` = mean over ``X ∈ S_g`` of ``min_{Y ∈ S_r} CD(X, Y)``: how far a
-  generated shape is from the closest real one (seed 000's "Chamfer distance
+  generated shape is from the closest real one (Estal's GCANN paper: "Chamfer distance
   between generated and real models");
 * ``1nna`` = leave-one-out 1-nearest-neighbour accuracy of telling ``S_g`` from
   ``S_r`` in ``S_g ∪ S_r`` (0.5 is ideal; a collapsed generator scores ~1).

@@ -1,4 +1,5 @@
-"""Mode metrics of 2-D toy mixtures (seed 002's ring of 8 Gaussians and the 5×5 grid).
+"""Mode metrics of 2-D toy mixtures (the ring of 8 Gaussians and the 5×5 grid of
+Welfert, Otstot, Kurri & Sankar (2023), (α_D, α_G)-GANs).
 
 As the source's evaluation does it, on 25,000 generated samples:
 

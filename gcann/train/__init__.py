@@ -12,8 +12,9 @@
 * :mod:`.sweep`      multi-seed / multi-config sweeps through submitit
 """
 from .config import ConfigError, TrainConfig
-from .loop import RunError, RunResult, Trainer, TrainingDiverged
+from .loop import RunError, RunResult, Trainer, TrainingDiverged, TrainingInterrupted
 from .presets import TRAIN_PRESETS, train_preset
 
 __all__ = ["ConfigError", "RunError", "RunResult", "TRAIN_PRESETS", "Trainer", "TrainConfig", "TrainingDiverged",
+           "TrainingInterrupted",
            "train_preset"]

@@ -12,12 +12,14 @@ partial file under a checkpoint's name.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from gcann.errors import GcannError
 from gcann.fileio import atomic_write
 
 __all__ = ["CheckpointError", "find_checkpoints", "latest_checkpoint", "load_checkpoint", "load_generator",
@@ -27,7 +29,7 @@ _NAME = re.compile(r"^step_(\d+)\.pt$")
 FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GcannError, ValueError):
     """A checkpoint or run folder cannot be used (one line)."""
 
 
@@ -47,8 +49,12 @@ def find_checkpoints(run_dir: str | Path) -> list[Path]:
 def latest_checkpoint(run_dir: str | Path) -> Path:
     ckpts = find_checkpoints(run_dir)
     if not ckpts:
-        raise CheckpointError(f"{run_dir} holds no checkpoints/step_*.pt: it is not a gcann run folder, "
-                              "or the run stopped before its first checkpoint")
+        if (Path(run_dir) / "config.json").is_file():
+            raise CheckpointError(f"{run_dir} holds no checkpoints yet: the run stopped before its first one; "
+                                  f"`gcann train --resume {shlex.quote(str(run_dir))}` trains it from step 0")
+        raise CheckpointError(f"{run_dir} holds no checkpoints/step_*.pt and no config.json: it is not a gcann run "
+                              "folder; start a run with `gcann train --preset NAME --out NEW_FOLDER` "
+                              "(`gcann train --list` shows the presets)")
     return ckpts[-1]
 
 
@@ -98,7 +104,11 @@ def load_generator(path: str | Path, *, ema: bool = True,
     G, _ = build_models(cfg.arch, resolution=cfg.resolution, channels=cfg.channels, nz=cfg.nz,
                         width_g=cfg.width_g, width_d=cfg.width_d, norm_g=cfg.norm_g, norm_d=cfg.norm_d)
     use_ema = ema and state.get("G_ema") is not None
-    G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    try:
+        G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{state['path']}: the generator's weights do not fit its config "
+                              f"({str(e).splitlines()[0]})") from None
     G.to(device).eval()
     info = {"kind": cfg.kind, "nz": cfg.nz, "dataset": cfg.dataset, "data_root": cfg.data_root,
             "resolution": cfg.resolution, "channels": cfg.channels, "step": int(state["step"]),

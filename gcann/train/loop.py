@@ -25,8 +25,12 @@ import copy
 import json
 import math
 import random
+import shlex
+import signal
 import sys
+import threading
 import time
+from datetime import datetime, timezone
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -40,25 +44,40 @@ from torch import Tensor, nn
 from gcann.adapter import set_lr
 from gcann.controller import GCANNConfig, GCANNController
 from gcann.diversity import diversity_term
+from gcann.errors import GcannError
 from gcann.fileio import atomic_write_text
 
 from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, available_cores
 from .control import ConstantControl, Control, GCANNControl, Plan
 from .distributed import Dist, all_mean, average_gradients, gather_batch, init_distributed, sync_batchnorm
 from .graphs import StepGraphs, set_capturable
 from .objective import GANObjective
 from .stream import BatchStream
 
-__all__ = ["RunError", "RunResult", "Trainer", "TrainingDiverged", "gcann_config", "resolve_device"]
+__all__ = ["RunError", "RunResult", "Trainer", "TrainingDiverged", "TrainingInterrupted", "gcann_config",
+           "resolve_device"]
 
 
-class RunError(ValueError):
+class RunError(GcannError, ValueError):
     """The run cannot start or continue as asked (one line)."""
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+class TrainingDiverged(GcannError, RuntimeError):
+    """A loss became NaN or infinite (or nonsense, with ``on_nonsense="stop"``); the message names the step and
+    the last good checkpoint. Exit status 3."""
+
+    exit_code = 3
+
+
+class TrainingInterrupted(GcannError):
+    """Training stopped on Ctrl-C (SIGINT, exit status 130) or SIGTERM (143) after saving a checkpoint of the
+    last completed step; the message says how to continue."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,48 @@ class RunResult:
     run_dir: Path | None
     step: int                  # steps completed
     checkpoint: Path | None    # the last checkpoint written
+    flags: tuple = ()          # what the run was flagged for (e.g. nonsense losses), as in status.json
+
+
+class _StopSignals:
+    """While training: the first SIGINT/SIGTERM only asks the loop to stop after the current step (which it then
+    saves); a second one interrupts at once. Installed from the main thread of a single-process run only."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "_StopSignals":
+        if self.enabled:
+            for s in self.SIGNALS:
+                try:
+                    self._old[s] = signal.signal(s, self._handle)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old.clear()
+
+
+def _duration(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
 
 
 @dataclass
@@ -152,9 +213,16 @@ class Trainer:
         if shape != expected:
             raise ConfigError(f"dataset {cfg.dataset!r} gives samples of shape {shape}, the {cfg.arch} networks "
                               f"expect {expected}: set resolution/channels to match")
+        self.num_workers, how = cfg.workers()
+        if getattr(dataset, "data", None) is not None:
+            self.workers_note = "data in memory (no loader workers)"
+        else:
+            self.workers_note = (f"{self.num_workers} data-loader workers "
+                                 + ("(set by num_workers)" if how == "user" else
+                                    f"(auto: {available_cores()} cores available; set --num-workers to choose)"))
         try:
             self.stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, device=self.device,
-                                      rank=self.dist.rank, world=self.dist.world, num_workers=cfg.num_workers)
+                                      rank=self.dist.rank, world=self.dist.world, num_workers=self.num_workers)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.steps_per_epoch = self.stream.steps_per_epoch
@@ -221,7 +289,12 @@ class Trainer:
         self.d_updates = 0
         self.pending: deque[_Pending] = deque()
         self.last_ckpt: Path | None = None
+        self.last_ckpt_step: int | None = None
         self.last_losses: list[float] | None = None
+        self.flags: list[dict] = []            # nonsense-loss flags (status.json "flags")
+        self._nonsense_run, self._nonsense_first = 0, None
+        self.restarted = False
+        self._status_open = False
         self._tb = None
         if _resume is not None:
             self._load_state(_resume)
@@ -230,8 +303,27 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: str | Path, *, max_steps: int | None = None, quiet: bool = False,
                **parts: Any) -> "Trainer":
-        """Continue the run in ``run_dir`` from its latest checkpoint (``max_steps`` counts from the run's start)."""
+        """Continue the run in ``run_dir`` from its latest checkpoint (``max_steps`` counts from the run's start).
+
+        A run folder without a checkpoint (stopped before its first one) starts again from step 0 with its
+        ``config.json``; ``restarted`` is then True."""
         run_dir = Path(run_dir)
+        if not find_checkpoints(run_dir) and (run_dir / "config.json").is_file():
+            # stopped before its first checkpoint: start again from step 0 with the run's own config
+            try:
+                saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise RunError(f"{run_dir / 'config.json'} cannot be read ({e}); start a new run with "
+                               f"`gcann train --preset NAME --out NEW_FOLDER`") from None
+            cfg = TrainConfig.from_dict(saved)
+            if max_steps is not None:
+                cfg = cfg.replace(max_steps=max_steps)
+            trainer = cls(cfg, run_dir, quiet=quiet, **parts)
+            trainer._resumed_from, trainer._first_pending = 0, 0   # the earlier rows go: this run writes them again
+            trainer.restarted = True
+            if trainer.writes:
+                atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            return trainer
         state = load_checkpoint(run_dir)
         cfg = TrainConfig.from_dict(state["config"])
         if max_steps is not None:
@@ -242,27 +334,49 @@ class Trainer:
         return trainer
 
     def fit(self) -> RunResult:
-        """Train until ``total_steps``; returns where the run stopped."""
+        """Train until ``total_steps``; returns where the run stopped.
+
+        Ctrl-C (SIGINT) or SIGTERM stops the run after the current step: a checkpoint of that step is written,
+        ``status.json`` says ``interrupted`` with the command that continues the run, and
+        :class:`TrainingInterrupted` is raised (exit status 130 or 143 from the command line). A second signal
+        stops at once, keeping the last checkpoint. Under ``torchrun`` the signals keep their usual effect.
+        """
         if self.writes:
             self._open_run_dir()
         bar = self._progress()
         t0, s0 = time.perf_counter(), self.step
+        self._t0, self._s0 = t0, s0
+        self._next_progress = t0 + self.cfg.progress_seconds
+        self._consistent = True
+        stop = _StopSignals(enabled=not self.dist.active)
         try:
-            while self.step < self.total_steps:
-                self._observe_due()
-                self._train_step()
-                self.step += 1
-                if bar is not None:
-                    bar.update(1)
-                    if self.last_losses is not None:
-                        p = self.control.plan()
-                        bar.set_postfix_str(f"D {self.last_losses[0]:.3f} G {self.last_losses[1]:.3f} "
-                                            f"lr {p.lr_d:.1e}/{p.lr_g:.1e}", refresh=False)
-                self._periodic(final=self.step == self.total_steps)
-            self._drain()
+            with stop:
+                while self.step < self.total_steps:
+                    if stop.signum is not None:
+                        raise KeyboardInterrupt
+                    self._consistent = False
+                    self._observe_due()
+                    self._train_step()
+                    self.step += 1
+                    self._consistent = True
+                    if bar is not None:
+                        bar.update(1)
+                        if self.last_losses is not None:
+                            p = self.control.plan()
+                            bar.set_postfix_str(f"D {self.last_losses[0]:.3f} G {self.last_losses[1]:.3f} "
+                                                f"lr {p.lr_d:.1e}/{p.lr_g:.1e}", refresh=False)
+                    self._periodic(final=self.step == self.total_steps)
+                    self._tick()
+                self._drain()
         except TrainingDiverged as e:
             self._write_status("diverged", str(e))
             raise
+        except KeyboardInterrupt:
+            raise self._interrupted(stop.signum or signal.SIGINT) from None
+        except RuntimeError:
+            if stop.signum is None:
+                raise
+            raise self._interrupted(stop.signum) from None   # e.g. a loader worker that the signal ended
         finally:
             if bar is not None:
                 bar.close()
@@ -271,7 +385,58 @@ class Trainer:
                 self._tb = None
         self._write_status("finished", f"{self.step} steps in {time.perf_counter() - t0:.1f} s "
                                        f"({(self.step - s0) / max(time.perf_counter() - t0, 1e-9):.2f} steps/s)")
-        return RunResult(self.run_dir, self.step, self.last_ckpt)
+        return RunResult(self.run_dir, self.step, self.last_ckpt, tuple(self.flags))
+
+    def resume_command(self, absolute: bool = False) -> str:
+        """The command that continues this run (``gcann train --resume RUN_DIR``)."""
+        where = self.run_dir.resolve() if absolute else self.run_dir
+        return f"gcann train --resume {shlex.quote(str(where))}"
+
+    def _interrupted(self, signum: int) -> TrainingInterrupted:
+        """Save the last completed step (when the state is whole: between steps, one process) and say so."""
+        name = signal.Signals(signum).name
+        k = self.step
+        if self.run_dir is None or not self.writes:
+            return TrainingInterrupted(f"interrupted ({name}) at step {k} of {self.total_steps}; "
+                                       "no run folder, nothing saved", signum)
+        saved = False
+        if self._consistent and not self.dist.active and self.last_ckpt_step != k:
+            try:
+                with _StopSignals(enabled=True):   # a further signal must not cut the checkpoint short
+                    self.save(status=False)
+                saved = True
+            except TrainingDiverged as e:
+                self._write_status("diverged", str(e))
+                raise
+        if self.last_ckpt is not None:
+            what = (f"saved {self.last_ckpt}" if saved or self.last_ckpt_step == k
+                    else f"the last checkpoint is {self.last_ckpt} (step {self.last_ckpt_step})")
+            cont = "continue with"
+        else:
+            what = "no checkpoint was written"
+            cont = "start it again from step 0 with"
+        self._write_status("interrupted", f"interrupted ({name}) at step {k} of {self.total_steps}; {what}; "
+                                          f"{cont} `{self.resume_command(absolute=True)}`",
+                           resume_command=self.resume_command(absolute=True))
+        return TrainingInterrupted(f"interrupted ({name}) at step {k} of {self.total_steps}: {what}; "
+                                   f"{cont} `{self.resume_command()}`", signum)
+
+    def _tick(self) -> None:
+        """Every ``progress_seconds``: status.json's step, and without a terminal a progress line on stderr."""
+        now = time.perf_counter()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + self.cfg.progress_seconds
+        self._write_status("running", f"step {self.step} of {self.total_steps}")
+        if self.quiet or not self.dist.is_main or sys.stderr.isatty():
+            return
+        done, el = self.step - self._s0, now - self._t0
+        rate = done / el if el > 0 else math.inf
+        eta = (self.total_steps - self.step) / rate if rate > 0 else math.inf
+        losses = (f", loss_d {self.last_losses[0]:.4g} loss_g {self.last_losses[1]:.4g}"
+                  if self.last_losses is not None else "")
+        print(f"gcann train: step {self.step}/{self.total_steps} ({100 * self.step / self.total_steps:.0f}%), "
+              f"{rate:.2f} steps/s, ETA {_duration(eta)}{losses}", file=sys.stderr, flush=True)
 
     def sample(self, z: Tensor | None = None, *, ema: bool = True, n: int | None = None,
                seed: int = 0) -> Tensor:
@@ -458,9 +623,40 @@ class Trainer:
     def _log(self, entry: _Pending) -> None:
         s = entry.step
         entry.logged = True
-        if not self.writes or (s % self.cfg.log_every != 0 and s != self.total_steps - 1):
+        if s % self.cfg.log_every != 0 and s != self.total_steps - 1:
             return
         ld, lg, div = entry.read()
+        if self.writes:
+            self._write_row(entry, ld, lg, div)
+        self._check_nonsense(s, ld, lg)
+
+    def _check_nonsense(self, s: int, ld: float, lg: float) -> None:
+        """The nonsense rule: |loss_d| or |loss_g| above ``nonsense_bound`` at ``nonsense_steps`` consecutive
+        logged steps flags the run (``on_nonsense="flag"``) or stops it as diverged (``"stop"``)."""
+        cfg = self.cfg
+        if abs(ld) > cfg.nonsense_bound or abs(lg) > cfg.nonsense_bound:
+            if self._nonsense_run == 0:
+                self._nonsense_first = s
+            self._nonsense_run += 1
+        else:
+            self._nonsense_run, self._nonsense_first = 0, None
+        if self._nonsense_run != cfg.nonsense_steps:
+            return
+        msg = (f"nonsense losses: |loss| > {cfg.nonsense_bound:g} at {cfg.nonsense_steps} consecutive logged steps "
+               f"(steps {self._nonsense_first}..{s}; at step {s} loss_d={ld:.4g}, loss_g={lg:.4g}): the networks "
+               f"are not learning; lower lr_d/lr_g")
+        if cfg.on_nonsense == "stop":
+            where = (f"the last checkpoint is {self.last_ckpt}" if self.last_ckpt is not None
+                     else "no checkpoint was written before it")
+            raise TrainingDiverged(f"{msg}; training stopped (on_nonsense=stop); {where}")
+        self.flags.append({"flag": "nonsense", "step": s, "first_step": self._nonsense_first, "message": msg})
+        if self.dist.is_main:
+            print(f"gcann: warning: {msg} (flagged in status.json; --on-nonsense stop stops such runs)",
+                  file=sys.stderr, flush=True)
+        self._write_status("running", f"step {self.step} of {self.total_steps}")
+
+    def _write_row(self, entry: _Pending, ld: float, lg: float, div: float) -> None:
+        s = entry.step
         p = entry.plan
         row = {"step": s, "epoch": s / self.steps_per_epoch, "loss_d": ld, "loss_g": lg, "lr_d": p.lr_d,
                "lr_g": p.lr_g, "d_steps": p.d_steps, "g_steps": p.g_steps, "sigma": self.objective.sigma(s),
@@ -542,6 +738,8 @@ class Trainer:
             "control": self.control.state_dict(),
             "stream": self.stream.state_dict(),
             "pending": pending,
+            "monitor": {"nonsense_run": self._nonsense_run, "nonsense_first": self._nonsense_first,
+                        "flags": [dict(f) for f in self.flags]},
             "rng": {
                 "noise": self.noise_gen.get_state(),
                 "torch": torch.get_rng_state(),
@@ -552,13 +750,17 @@ class Trainer:
             "torch_version": torch.__version__,
         }
 
-    def save(self) -> Path | None:
-        """Write a checkpoint of the current step (rank 0; the others only verify the losses)."""
+    def save(self, status: bool = True) -> Path | None:
+        """Write a checkpoint of the current step (rank 0; the others only verify the losses); ``status``:
+        status.json then names it."""
         state = self.state_dict()
         if not self.writes:
             return None
         self.last_ckpt = save_checkpoint(checkpoint_path(self.run_dir, self.step), state,
                                          keep=self.cfg.keep_checkpoints)
+        self.last_ckpt_step = self.step
+        if status and self._status_open:
+            self._write_status("running", f"step {self.step} of {self.total_steps}")
         return self.last_ckpt
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -578,7 +780,10 @@ class Trainer:
             self.control.load_state_dict(state["control"])
         except (KeyError, ValueError) as e:
             raise RunError(f"cannot restore the controller from {state['path']}: {e}") from None
-        self.stream.load_state_dict(state["stream"])
+        try:
+            self.stream.load_state_dict(state["stream"])
+        except ValueError as e:
+            raise RunError(str(e)) from None
         self.pending = deque()
         for p in state["pending"]:
             self.pending.append(_Pending(p["step"], Plan(**p["plan"]), list(p["values"]), logged=p["logged"]))
@@ -590,6 +795,11 @@ class Trainer:
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         self.last_ckpt = Path(state["path"])
+        self.last_ckpt_step = self.step
+        monitor = state.get("monitor") or {}       # absent from checkpoints written before the nonsense rule
+        self._nonsense_run = int(monitor.get("nonsense_run", 0))
+        self._nonsense_first = monitor.get("nonsense_first")
+        self.flags = [dict(f) for f in monitor.get("flags", [])]
         self._resumed_from = self.step
         self._first_pending = self.pending[0].step if self.pending else self.step
 
@@ -598,8 +808,11 @@ class Trainer:
         rd = self.run_dir
         if getattr(self, "_resumed_from", None) is None:
             if rd.exists() and any(rd.iterdir()):
-                raise RunError(f"run folder {rd} exists and is not empty: continue it with "
-                               f"`gcann train --resume {rd}` or choose another --out")
+                if (rd / "config.json").is_file():
+                    raise RunError(f"run folder {rd} exists and is not empty: continue it with "
+                                   f"`gcann train --resume {shlex.quote(str(rd))}` or choose another --out")
+                raise RunError(f"run folder {rd} exists and is not empty (and is not a gcann run folder): "
+                               "choose another --out")
             rd.mkdir(parents=True, exist_ok=True)
             atomic_write_text(rd / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
             for name in ("metrics.jsonl", "events.jsonl"):
@@ -611,6 +824,7 @@ class Trainer:
             _truncate_jsonl(rd / "events.jsonl", lambda r: r.get("observed_step", -1) < self._first_pending)
         for sub in ("checkpoints", "samples"):
             (rd / sub).mkdir(exist_ok=True)
+        self._status_open = True
         self._write_status("running", f"step {self.step} of {self.total_steps}")
 
     def _writer(self):
@@ -619,13 +833,19 @@ class Trainer:
         if self._tb is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+            # a resumed run (or one started again from step 0) hides the events past its step
+            resumed = getattr(self, "_resumed_from", None) is not None
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resumed else None)
         return self._tb
 
-    def _write_status(self, state: str, message: str) -> None:
+    def _write_status(self, state: str, message: str, **extra: Any) -> None:
+        """``status.json``: state (running, finished, diverged, interrupted), the step reached, the last
+        checkpoint and its step, the flags raised, when it was written; ``extra`` adds keys."""
         if self.writes and self.run_dir.exists():
             doc = {"state": state, "step": self.step, "total_steps": self.total_steps, "message": message,
-                   "last_checkpoint": None if self.last_ckpt is None else str(self.last_ckpt)}
+                   "last_checkpoint": None if self.last_ckpt is None else str(self.last_ckpt),
+                   "checkpoint_step": self.last_ckpt_step, "flags": [dict(f) for f in self.flags],
+                   "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
             atomic_write_text(self.run_dir / "status.json", json.dumps(doc, indent=2) + "\n")
 
     def _progress(self):

@@ -20,13 +20,23 @@ from gcann.fileio import atomic_write
 __all__ = ["depth_views", "save_image_grid", "save_loss_curves", "save_voxel_renders"]
 
 
-def save_image_grid(images: Tensor, path: Path, nrow: int | None = None) -> Path:
-    """A PNG grid of images in [-1, 1], ``(N, C, H, W)``."""
-    from torchvision.utils import save_image
+#: saved grids are enlarged (each pixel repeated k×k, no interpolation) until their longer side is at least this
+GRID_MIN_SIDE = 512
+
+
+def save_image_grid(images: Tensor, path: Path, nrow: int | None = None, min_side: int = GRID_MIN_SIDE) -> Path:
+    """A PNG grid of images in [-1, 1], ``(N, C, H, W)``, enlarged by a whole factor (nearest neighbour: every
+    pixel becomes a k×k block of the same value) so that its longer side is at least ``min_side`` pixels; the
+    samples themselves are not changed (``gcann sample --out x.npz`` stores them at their own size)."""
+    from torchvision.utils import make_grid, save_image
 
     images = images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
-    return atomic_write(path, lambda tmp: save_image(images, tmp, nrow=nrow, padding=2, format="png"))
+    grid = make_grid(images, nrow=nrow, padding=2)
+    k = max(1, math.ceil(min_side / max(grid.shape[1:])))
+    if k > 1:
+        grid = grid.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2)
+    return atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
 
 
 def depth_views(vox: np.ndarray, threshold: float = 0.5) -> list[np.ndarray]:

@@ -39,6 +39,15 @@ class _Batches(torch.utils.data.Sampler):
             yield self.perm[lo:lo + share].tolist()
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Workers leave Ctrl-C and SIGTERM to the training process, which stops after its step and saves; they
+    exit with it (a terminal's Ctrl-C reaches the whole process group)."""
+    import signal
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
 class BatchStream:
     """``next()`` returns this process's part of the next global batch, on ``device``."""
 
@@ -74,7 +83,8 @@ class BatchStream:
                 sampler = _Batches(self.perm, self.pos, self.batch, self.rank, self.world)
                 loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers,
                                     pin_memory=self.device.type == "cuda",
-                                    persistent_workers=False)
+                                    persistent_workers=False,
+                                    worker_init_fn=_ignore_stop_signals if self.num_workers else None)
                 self._it = iter(loader)
             x = next(self._it)
         self.pos += 1

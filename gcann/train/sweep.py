@@ -19,7 +19,7 @@ from typing import Any
 
 from gcann.fileio import atomic_write_text
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .presets import train_preset
 
 __all__ = ["collect", "expand", "run_config", "submit"]
@@ -32,7 +32,7 @@ def expand(preset: str, seeds: list[int], grid: dict[str, list[Any]],
     keys = list(grid)
     runs = []
     if "lr" in keys and ({"lr_d", "lr_g"} & set(keys) or {"lr_d", "lr_g"} & set(overrides or {})):
-        raise ValueError("the grid key lr sets lr_d and lr_g together; do not also give lr_d or lr_g")
+        raise ConfigError("the grid key lr sets lr_d and lr_g together; do not also give lr_d or lr_g")
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
         fields = {k: v for k, v in point.items() if k != "lr"}
@@ -44,7 +44,7 @@ def expand(preset: str, seeds: list[int], grid: dict[str, list[Any]],
             runs.append((f"{preset}{'-' + tag if tag else ''}-seed{seed}", cfg))
     names = [n for n, _ in runs]
     if len(set(names)) != len(names):
-        raise ValueError("two sweep points have the same name; give distinct grid values")
+        raise ConfigError("two sweep points have the same name; give distinct grid values")
     return runs
 
 
@@ -55,11 +55,12 @@ def _tag(v: Any) -> str:
 
 
 def run_config(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
-    """One job: train ``config`` into ``run_dir`` (resuming it if it has checkpoints); returns its status."""
+    """One job: train ``config`` into ``run_dir`` (resuming it if it has checkpoints, or restarting it from step 0
+    if it stopped before its first); returns its status."""
     from .checkpoint import find_checkpoints
     from .loop import Trainer, TrainingDiverged
 
-    if find_checkpoints(run_dir):
+    if find_checkpoints(run_dir) or (Path(run_dir) / "config.json").is_file():
         trainer = Trainer.resume(run_dir, quiet=True)
     else:
         trainer = Trainer(TrainConfig.from_dict(config), run_dir, quiet=True)
@@ -79,7 +80,7 @@ def submit(runs: list[tuple[str, TrainConfig]], out: Path, *, executor: str = "l
     out.mkdir(parents=True, exist_ok=True)
     cluster = {"slurm": "slurm", "local": "local", "debug": "debug"}.get(executor)
     if cluster is None:
-        raise ValueError(f"executor must be slurm, local or debug, got {executor!r}")
+        raise ConfigError(f"executor must be slurm, local or debug, got {executor!r}")
     ex = submitit.AutoExecutor(folder=str(out / "submitit"), cluster=cluster)
     params: dict[str, Any] = {"timeout_min": timeout_min}
     if cluster == "slurm":
@@ -114,6 +115,7 @@ def collect(out: Path) -> list[dict[str, Any]]:
                     if "loss_d" in row:
                         last = row
         rows.append({"name": r["name"], "run_dir": str(rd), "state": status.get("state"), "step": status.get("step"),
-                     "loss_d": last.get("loss_d"), "loss_g": last.get("loss_g")})
+                     "loss_d": last.get("loss_d"), "loss_g": last.get("loss_g"),
+                     "flags": [f.get("flag") for f in status.get("flags", [])]})
     atomic_write_text(out / "summary.json", json.dumps(rows, indent=2) + "\n")
     return rows

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from gcann.models import build_models  # noqa: E402
 from gcann.train import Trainer, TrainConfig  # noqa: E402
-from gcann.train.control import GCANNControl  # noqa: E402
+from gcann.control import ControlRows  # noqa: E402
 from train_fixtures import TensorSet  # noqa: E402
 
 
@@ -135,9 +135,9 @@ def cpu_figures(args, ds, gc) -> None:
     print(f"CPU Trainer    : {args.steps / o:.3f} steps/s (median of {[round(x, 2) for x in ours]} s)")
     print(f"CPU ratio Trainer/plain = {p / o:.3f}  (target >= 1.0)")
 
-    # controller cost: time inside observe() and plan() during a GCANN run
+    # controller cost: time inside the controls' observe() and plan_of() during a GCANN run
     spent = [0.0]
-    orig_observe, orig_plan = GCANNControl.observe, GCANNControl.plan
+    orig_observe, orig_plan = ControlRows.observe, ControlRows.plan_of
 
     def timed(fn):
         def wrapper(self, *a):
@@ -147,15 +147,15 @@ def cpu_figures(args, ds, gc) -> None:
             return out
         return wrapper
 
-    GCANNControl.observe, GCANNControl.plan = timed(orig_observe), timed(orig_plan)
+    ControlRows.observe, ControlRows.plan_of = timed(orig_observe), timed(orig_plan)
     try:
         # gc: fixed plans of one D and one G step so the step is comparable: pauses/skips/extra steps off
         total, tr = trainer_time(ds, args.steps, args.batch, cpu, controller="gcann", gcann=gc)
         spent[0] = 0.0
         total, tr = trainer_time(ds, args.steps, args.batch, cpu, controller="gcann", gcann=gc)
     finally:
-        GCANNControl.observe, GCANNControl.plan = orig_observe, orig_plan
-    print(f"CPU controller: {spent[0] / args.steps * 1e6:.1f} us per step in observe()+plan(), "
+        ControlRows.observe, ControlRows.plan_of = orig_observe, orig_plan
+    print(f"CPU controller: {spent[0] / args.steps * 1e6:.1f} us per step in observe()+plan_of(), "
           f"{100 * spent[0] / total:.4f} % of the step (target <= 1 %)")
 
 

@@ -17,7 +17,6 @@ from gcann.ring import RingSetting, ring_gcann_config, train_ring
 from gcann.ring.data import SeedStreams, SourceStreams, data_generator, noise_generator, source_pools
 from gcann.ring.models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward
 from gcann.ring.train import StateError
-from gcann.train.control import GCANNControl
 
 SMALL = dict(n_train=512, curve_every=0, form="exact")
 SMALL_SOURCE = dict(n_train=300, curve_every=0, form="source", eval_samples=100)   # steps of 128, 128 and 44
@@ -384,13 +383,17 @@ def test_per_seed_masks_follow_each_controllers_decisions_one_step_later():
     run = train_ring(settings, [0, 1, 2], epochs=1, max_steps=8, controller_settings={"gcann": cfg}, trace=trace, **SMALL)
     for k in (0, 2):
         # replay: a lone controller fed row k's recorded losses must give the plans row k followed (lag 1)
-        control = GCANNControl(GCANNController(cfg))
+        control = GCANNController(cfg)
+        d_steps, g_steps, lr_d, lr_g, div = 1, 1, cfg.lr_d, cfg.lr_g, False     # step 0: before any decision
         for t, rec in enumerate(trace):
-            p = control.plan()
-            assert (rec["d_steps"][k], rec["g_steps"][k]) == (p.d_steps, p.g_steps), (k, t)
-            assert (rec["lr_d"][k], rec["lr_g"][k]) == (p.lr_d, p.lr_g)
-            assert (k in rec["use_diversity"]) == p.use_diversity
-            control.observe(rec["loss_d"][k], rec["loss_g"][k])
+            assert (rec["d_steps"][k], rec["g_steps"][k]) == (d_steps, g_steps), (k, t)
+            assert (rec["lr_d"][k], rec["lr_g"][k]) == (lr_d, lr_g)
+            assert (k in rec["use_diversity"]) == div
+            dec = control.observe(rec["loss_d"][k], rec["loss_g"][k])
+            # a decision's counts: the regular update plus the extra ones, 0 for a network it idles
+            d_steps = (1 + dec.extra_d_steps) if dec.train_d else 0
+            g_steps = (1 + dec.extra_g_steps) if dec.train_g else 0
+            lr_d, lr_g, div = dec.lr_d, dec.lr_g, dec.use_diversity
     assert any(rec["d_steps"][0] > 1 for rec in trace)                       # catch-up bursts happened
     assert any(rec["d_steps"][0] != rec["g_steps"][0] for rec in trace)
     assert all(rec["d_steps"][1] == rec["g_steps"][1] == 1 for rec in trace)  # the plain row: one step each

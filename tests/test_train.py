@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from gcann.train import ConfigError, Trainer, TrainingDiverged
 from gcann.train.checkpoint import find_checkpoints, load_checkpoint, load_generator
-from gcann.train.control import Plan
+from gcann.control import Plan
 from gcann.train.objective import GANObjective
 from train_fixtures import ScriptedControl, TensorSet, fixture_for, tiny
 
@@ -170,13 +170,10 @@ def test_trainer_honours_every_plan(tmp_path):
     assert len(control.seen) == len(plans) - 1 and all(math.isfinite(x) for pair in control.seen for x in pair)
 
 
-class ScriptedController:
-    """Stands in for GCANNController: returns a fixed list of Decisions, one per observation."""
+class ScriptedCore:
+    """Stands in for the GCANN controller's core (GCANNController): a fixed list of Decisions, one per observation."""
 
     def __init__(self, decisions):
-        from gcann.controller import GCANNConfig
-
-        self.config = GCANNConfig(lr_d=1e-3, lr_g=1e-3)
         self.decisions, self.i = decisions, 0
 
     def observe(self, loss_d, loss_g):
@@ -192,8 +189,8 @@ class ScriptedController:
 
 
 def test_trainer_honours_gcann_decisions_including_zero_step_ones():
+    from gcann.control import make_controller
     from gcann.controller import Decision
-    from gcann.train.control import GCANNControl
 
     D = lambda t, td, tg, ed, eg: Decision(t, td, tg, ed, eg, 1e-3 * (t + 1), 5e-4 * (t + 1), False)  # noqa: E731
     decisions = [D(0, False, True, 0, 2),    # D paused, G catches up: 0 D updates, 3 G updates
@@ -201,8 +198,9 @@ def test_trainer_honours_gcann_decisions_including_zero_step_ones():
                  D(2, True, True, 0, 0),
                  D(3, False, True, 0, 0)]
     cfg = tiny(max_steps=5)
-    tr = Trainer(cfg, None, dataset=fixture_for(cfg, n=16 * 20), control=GCANNControl(ScriptedController(decisions)),
-                 quiet=True)
+    gc = make_controller("gcann", 1e-3, 1e-3)
+    gc.core = ScriptedCore(decisions)        # the GCANN plug-in turns its core's decisions into plans
+    tr = Trainer(cfg, None, dataset=fixture_for(cfg, n=16 * 20), control=gc, quiet=True)
     log = []
     for opt, name in ((tr.opt_d, "d"), (tr.opt_g, "g")):
         def step(*a, _real=opt.step, _name=name, _opt=opt, **k):
@@ -453,7 +451,8 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
         for k, v in one[key].items():
             if v.is_floating_point():
                 assert torch.allclose(v, two[key][k], rtol=1e-5, atol=1e-6), (key, k, (v - two[key][k]).abs().max())
-    ev1, ev2 = one["control"]["controller"]["events"], two["control"]["controller"]["events"]
+    ev1, ev2 = ([json.loads(x) for x in (tmp_path / name / "events.jsonl").read_text().splitlines()]
+                for name in ("one", "two"))
     key = lambda e: (e["step"], e["event"], e["reason"], e["lr_d_new"], e["lr_g_new"])  # noqa: E731
     assert ev1 and [key(e) for e in ev1] == [key(e) for e in ev2]
     assert [e["detail"].get("loss_g") for e in ev1] == pytest.approx([e["detail"].get("loss_g") for e in ev2], rel=1e-5)

@@ -15,7 +15,7 @@ import torch
 from gcann.adapter import set_lr
 from gcann.train import ConfigError, Trainer
 from gcann.train.checkpoint import load_checkpoint
-from gcann.train.control import Plan
+from gcann.control import Plan
 from gcann.train.graphs import StepGraphs, set_capturable
 from train_fixtures import ScriptedControl, fixture_for, tiny
 

@@ -1,11 +1,13 @@
 """Tiny in-memory datasets and configs for trainer tests (generated, seeded)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.utils.data import Dataset
 
 from gcann.train import TrainConfig
-from gcann.train.control import ConstantControl, Plan
+from gcann.control import Bounds, Controller, Plan
 
 
 class TensorSet(Dataset):
@@ -42,17 +44,34 @@ def fixture_for(cfg: TrainConfig, n: int = 48, lazy: bool = False) -> TensorSet:
     return TensorSet(n=n, shape=shape, kind=cfg.kind, lazy=lazy)
 
 
-class ScriptedControl(ConstantControl):
-    """Plays a fixed list of plans, one per step, and records what it observed."""
+class ScriptedControl(Controller):
+    """A controller that plays a fixed list of plans (plan k after the k-th observation, plan 0 before any)
+    and records what it observed."""
+
+    name = "scripted"
+    source = law = "(tests)"
+
+    @dataclass(frozen=True)
+    class Settings:
+        pass
 
     def __init__(self, plans: list[Plan]) -> None:
         super().__init__(1e-3, 1e-3)
         self.plans, self.i, self.seen = plans, 0, []
 
-    def observe(self, loss_d, loss_g):
-        self.seen.append((loss_d, loss_g))
-        self.i += 1
-        return ()
+    def _initial(self) -> Plan:
+        return self.plans[0]
 
-    def plan(self) -> Plan:
+    def _decide(self, obs) -> Plan:
+        self.seen.append((obs.loss_d, obs.loss_g))
+        self.i += 1
         return self.plans[self.i]
+
+    def bounds(self) -> Bounds:
+        return Bounds((0.0, 1.0), (0.0, 1.0), max_steps=10)
+
+    def _state(self) -> dict:
+        return {"i": self.i}
+
+    def _load(self, state) -> None:
+        self.i = state["i"]

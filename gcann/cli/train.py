@@ -22,7 +22,7 @@ from .common import UserError, check_writable, parse_set
 # ---------------------------------------------------------------------------- #
 _NAMED = {  # fields whose options take a particular metavar or type (their help is the field's own, as for all)
     "data_root": dict(metavar="DIR"),
-    "controller": dict(metavar="gcann|none"),
+    "controller": dict(metavar="NAME"),
     "loss": dict(metavar="NAME"),
     "reg": dict(metavar="R[,R...]"),
     "seed": dict(metavar="N", type=int),
@@ -78,11 +78,13 @@ def _config_options(fn):
 
 def _overrides(kw: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
     over = {k: v for k, v in kw.items() if v is not None}
-    if "gcann" in over:
-        try:
-            over["gcann"] = json.loads(over["gcann"])
-        except json.JSONDecodeError as e:
-            raise UserError(f"--gcann must be a JSON object, got {over['gcann']!r} ({e.msg})") from None
+    for name in ("gcann", "controller_set"):
+        if name in over:
+            try:
+                over[name] = json.loads(over[name])
+            except json.JSONDecodeError as e:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} must be a JSON object, got {over[name]!r} ({e.msg})") from None
     over.update(parse_set(sets))
     return over
 

@@ -103,6 +103,13 @@ class ControlRows:
             self._cache = self._tensors(self._queue[0])
         return self._cache
 
+    def plan_of(self, k: int) -> Plan:
+        """Row ``k``'s current plan as its controller made it (only the knobs it sets; counts 0 once stopped)."""
+        p = self._queue[0][k]
+        if self._live[k]:
+            return p
+        return Plan(0, 0, p.lr_d, p.lr_g, False, p.knobs)
+
     def observe(self, step: int, loss_d: Sequence[float], loss_g: Sequence[float], *,
                 live: Sequence[bool] | Tensor | None = None, stats: Mapping[str, Sequence[float]] | None = None,
                 epoch: int = 0) -> list[dict[str, Any]]:

@@ -1,11 +1,10 @@
-"""The training stack the GCANN controller drives.
+"""The training stack the controllers (:mod:`gcann.control`) drive.
 
 * :mod:`.config`     ``TrainConfig``: every value of a run, validated
 * :mod:`.presets`    named configurations (``celeba-dcgan``, ``celeba-dcg-gcann``, ...)
 * :mod:`.objective`  minibatch losses and regularisers from ``dynamics.objectives``
-* :mod:`.control`    the controller's decisions as per-step plans (and the lag)
 * :mod:`.stream`     the resumable batch stream
-* :mod:`.loop`       ``Trainer``: the one training loop
+* :mod:`.loop`       ``Trainer``: the one training loop (the controller's plans, the lag)
 * :mod:`.checkpoint` atomic checkpoints, ``load_generator``
 * :mod:`.distributed` data parallelism under ``torchrun``
 * :mod:`.plots`      sample grids, voxel renders, loss curves

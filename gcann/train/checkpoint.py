@@ -4,7 +4,7 @@ A checkpoint ``checkpoints/step_XXXXXXX.pt`` holds the resolved config, both
 networks, the generator EMA, both optimisers, the controller, the data
 stream's position and every random state (the run's own generators and the
 global torch, CUDA, NumPy and Python states), plus the losses measured but not
-yet observed by the controller (see :mod:`gcann.train.control`). It is written
+yet observed by the controller (see :mod:`gcann.train.loop`). It is written
 to a temporary file and renamed into place (:func:`gcann.fileio.atomic_write`),
 so a kill during the write leaves the previous checkpoint intact and no
 partial file under a checkpoint's name.

@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from gcann.control import CONTROLLERS
 from gcann.errors import GcannError
 
 __all__ = ["ConfigError", "TrainConfig", "PENALTY_NAMES", "REG_NAMES", "auto_workers", "available_cores"]
@@ -107,9 +108,13 @@ class TrainConfig:
     ema_start: int = _f(0, 'steps before the EMA starts (it copies G until then)')
     ema_bn: str = _f("recompute", 'EMA batch-norm statistics: recompute (from EMA weights) | copy (from G)')
     # --- controller
-    controller: str = _f("none", "gcann: the GCANN controller drives the run | none")
-    gcann_preset: str = _f("paper-celeba", "gcann.presets name: the paper's controller values")
-    gcann: dict = field(default_factory=dict, metadata={"help": 'GCANNConfig overrides (e.g. {"p": 3}); lr_d/lr_g come from above'})
+    controller: str = _f("none", "the controller that drives the run: any of `gcann controllers` (none, gcann, "
+                                 "gcann-reactive, gcann-proactive, gcann-skip, gcann-div, ttur, gap, clc, ada)")
+    controller_set: dict = field(default_factory=dict, metadata={
+        "help": 'the controller\'s settings (e.g. {"ratio": 4} for ttur; `gcann controllers` lists them)'})
+    gcann_preset: str = _f("paper-celeba", "gcann.presets name: the paper's controller values (gcann and its ablations)")
+    gcann: dict = field(default_factory=dict, metadata={"help": 'GCANNConfig overrides (e.g. {"p": 3}) for gcann and its '
+                                                               'ablations; lr_d/lr_g come from above'})
     controller_lag: int = _f(0, 'steps between the losses observed and the step they govern (0: auto, see docs)')
     diversity_metric: str = _f("l2", 'diversity loss distance: l2 (pixel/voxel) | cosine')
     # --- run
@@ -194,7 +199,7 @@ class TrainConfig:
         _choice("norm_g", self.norm_g, ("batch", "none"))
         _choice("norm_d", self.norm_d, ("batch", "layer", "none"))
         _choice("ema_bn", self.ema_bn, ("recompute", "copy"))
-        _choice("controller", self.controller, ("none", "gcann"))
+        _choice("controller", self.controller, tuple(CONTROLLERS))
         _choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _choice("compile_mode", self.compile_mode, COMPILE_MODES)
         if self.compile_mode != "default" and not self.compile:
@@ -248,6 +253,8 @@ class TrainConfig:
             raise ConfigError(f"num_samples must be >= 2, got {self.num_samples}")
         if not isinstance(self.gcann, dict):
             raise ConfigError(f"gcann must be a dict of GCANNConfig overrides, got {self.gcann!r}")
+        if not isinstance(self.controller_set, dict):
+            raise ConfigError(f"controller_set must be a dict of the controller's settings, got {self.controller_set!r}")
         if self.kind == "voxel" and self.channels != 1:
             raise ConfigError(f"voxel grids have one channel; got channels={self.channels}")
         return self

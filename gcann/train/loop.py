@@ -2,12 +2,15 @@
 
 :class:`Trainer` holds a run: the networks, their optimisers, the objective
 (:mod:`gcann.train.objective`), the generator EMA, the controller
-(:mod:`gcann.train.control`), the data stream (:mod:`gcann.train.stream`) and
+(any of :data:`gcann.control.CONTROLLERS`, held by a one-row
+:class:`gcann.control.ControlRows`), the data stream (:mod:`gcann.train.stream`) and
 the metrics hook (:mod:`gcann.metrics`). Any of them can be passed in instead
 of built from the config. One step:
 
 1. the losses measured ``lag`` steps ago are read (checked for NaN/Inf) and
-   given to the controller, whose decision becomes this step's plan;
+   given to the controller with the statistics it needs (mean D logits, E[sign
+   D(x_real)]), and its plan governs this step (counts, rates, diversity, knobs:
+   :mod:`gcann.train.objective`);
 2. D takes ``plan.d_steps`` updates (the first on this step's batch, each
    further one on a fresh batch and fresh fakes), G takes ``plan.g_steps``
    updates (the first on this step's fakes, each further one on fresh noise;
@@ -42,20 +45,21 @@ import torch
 from torch import Tensor, nn
 
 from gcann.adapter import set_lr
-from gcann.controller import GCANNConfig, GCANNController
+from gcann.control import Controller, ControlRows, Plan, make_controller
+from gcann.control.buffers import SampleBuffers
+from gcann.controller import ControllerError, GCANNConfig
 from gcann.diversity import diversity_term
 from gcann.errors import GcannError
 from gcann.fileio import atomic_write_text
 
 from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, available_cores
-from .control import ConstantControl, Control, GCANNControl, Plan
 from .distributed import Dist, all_mean, average_gradients, gather_batch, init_distributed, sync_batchnorm
 from .graphs import StepGraphs, set_capturable
 from .objective import GANObjective
 from .stream import BatchStream
 
-__all__ = ["RunError", "RunResult", "Trainer", "TrainingDiverged", "TrainingInterrupted", "gcann_config",
+__all__ = ["RunError", "RunResult", "Trainer", "TrainingDiverged", "TrainingInterrupted", "build_controller",
            "resolve_device"]
 
 
@@ -135,7 +139,7 @@ class _Pending:
 
     step: int
     plan: Plan
-    values: Tensor | list[float]   # [loss_d, loss_g, diversity or nan]
+    values: Tensor | list[float]   # [loss_d, loss_g, diversity or nan, d_real, d_fake, real_sign]
     event: Any = None              # CUDA event after the non-blocking copy
     logged: bool = False           # its metrics row (if any) is written
 
@@ -148,6 +152,11 @@ class _Pending:
         self.event = None
         return self.values
 
+    def stats(self) -> dict[str, float]:
+        """The controller's statistics of this step (NaN where a run written before them has none)."""
+        v = self.read() + [math.nan] * 3
+        return {"d_real": v[3], "d_fake": v[4], "real_sign": v[5]}
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error."""
@@ -159,13 +168,16 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def gcann_config(cfg: TrainConfig, steps_per_epoch: int) -> GCANNConfig:
-    """The controller's config: the named preset, the run's learning rates, the ``gcann`` overrides."""
-    from gcann.presets import preset
-
+def build_controller(cfg: TrainConfig, steps_per_epoch: int, loss_hp: dict | None = None) -> Controller:
+    """The run's controller: ``cfg.controller`` with ``cfg.controller_set`` (for gcann and its ablations
+    also ``gcann_preset`` and the ``gcann`` overrides), at the run's rates, filled from the run (its steps per
+    epoch, batch, loss and the loss's hyper-parameters)."""
+    settings = dict(cfg.controller_set)
+    if cfg.controller.startswith("gcann"):
+        settings = {"preset": cfg.gcann_preset, **cfg.gcann, **settings}
     try:
-        return preset(cfg.gcann_preset, steps_per_epoch=steps_per_epoch,
-                      **{"lr_d": cfg.lr_d, "lr_g": cfg.lr_g, **cfg.gcann})
+        return make_controller(cfg.controller, cfg.lr_d, cfg.lr_g, settings, steps_per_epoch=steps_per_epoch,
+                               batch_size=cfg.batch_size, loss=cfg.loss, loss_hp=loss_hp)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"controller config: {e}") from None
 
@@ -179,7 +191,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         *,
         dataset: Any = None,                       # a gcann.data dataset (default: built from cfg)
-        control: Control | None = None,            # the controller (default: from cfg.controller)
+        control: Controller | None = None,         # the controller (default: cfg.controller, cfg.controller_set)
         metrics_hook: Callable[["Trainer"], dict] | None = None,  # evaluation (default: cfg.metrics)
         quiet: bool = False,                       # no progress bar
         _resume: dict | None = None,
@@ -269,16 +281,19 @@ class Trainer:
         # objective, noise, controller
         self.objective = GANObjective(cfg)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
-        self.gcann_config: GCANNConfig | None = None
-        if control is None:
-            if cfg.controller == "gcann":
-                self.gcann_config = gcann_config(cfg, self.steps_per_epoch)
-                control = GCANNControl(GCANNController(self.gcann_config))
-            else:
-                control = ConstantControl(cfg.lr_d, cfg.lr_g)
-        elif isinstance(control, GCANNControl):
-            self.gcann_config = control.controller.config
-        self.control = control
+        controller = control if control is not None else build_controller(cfg, self.steps_per_epoch,
+                                                                          self.objective.loss_hp)
+        self.controller = controller
+        # the trainer delays the observations itself (below), so its rows apply a plan as soon as it is decided
+        self.control = ControlRows([controller], lag=0)
+        self.gcann_config: GCANNConfig | None = controller.settings if isinstance(controller.settings,
+                                                                                  GCANNConfig) else None
+        self.buffers = None
+        if "clc_weight" in controller.knob_names:
+            cap = controller.settings.buffer_batches * self.local_batch
+            self.buffers = SampleBuffers([cap], self.local_batch, expected, [torch.Generator().manual_seed(cfg.seed + 3)],
+                                         self.device)
+        self.wants_stats = bool(controller.needs)
         self.lag = cfg.controller_lag or (2 if cuda else 1)
         self.metrics_hook = metrics_hook
 
@@ -362,7 +377,7 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                         if self.last_losses is not None:
-                            p = self.control.plan()
+                            p = self.control.plan_of(0)
                             bar.set_postfix_str(f"D {self.last_losses[0]:.3f} G {self.last_losses[1]:.3f} "
                                                 f"lr {p.lr_d:.1e}/{p.lr_g:.1e}", refresh=False)
                     self._periodic(final=self.step == self.total_steps)
@@ -478,7 +493,7 @@ class Trainer:
 
     def _train_step(self) -> None:
         t = self.step
-        plan = self.control.plan()
+        plan = self.control.plan_of(0)
         set_lr(self.opt_d, plan.lr_d)
         set_lr(self.opt_g, plan.lr_g)
         key = self._graph_key(plan)
@@ -493,7 +508,7 @@ class Trainer:
             self._ema_update()
         entry = _Pending(t, plan, values)
         if self.device.type == "cuda":
-            host = torch.empty(3, pin_memory=True)
+            host = torch.empty(len(values), pin_memory=True)
             host.copy_(values, non_blocking=True)
             entry.values, entry.event = host, torch.cuda.Event()
             entry.event.record()
@@ -501,7 +516,7 @@ class Trainer:
 
     def _graph_key(self, plan: Plan):
         """The key of this step's CUDA graph (``gcann.train.graphs``), or None for a step that runs eagerly."""
-        if self.graphs is None or plan.d_steps != 1 or plan.g_steps != 1:
+        if self.graphs is None or plan.d_steps != 1 or plan.g_steps != 1 or plan.knobs:
             return None
         lazy = bool(self.objective.lazy) and self.cfg.reg_every > 1 and self.d_updates % self.cfg.reg_every == 0
         return plan.use_diversity, lazy
@@ -509,10 +524,13 @@ class Trainer:
     def _updates(self, plan: Plan, t: int, real: Tensor, z: Tensor, *, d0: int | None = None,
                  ema: bool = True) -> Tensor:
         """The updates of one step on the batch ``real`` and the codes ``z``; returns ``[loss_d, loss_g,
-        diversity or nan]`` of its first updates (on the device). Also what a CUDA graph captures: with
+        diversity or nan, d_real, d_fake, real_sign]`` of its first updates (on the device; the last three
+        NaN unless the controller needs them). Also what a CUDA graph captures: with
         ``d0`` given it counts D's updates from there and leaves ``self.d_updates`` alone, and with
         ``ema=False`` it leaves the EMA to the caller."""
         cfg = self.cfg
+        knobs = dict(plan.knobs)
+        stats: dict | None = {} if self.wants_stats else None
         d_count = self.d_updates if d0 is None else d0
         with self._autocast():
             fake = self.G_fwd(z)
@@ -529,7 +547,8 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             with self._autocast():
                 total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, d_count, self._rand, self._randn,
-                                                    D_grad=self.D)
+                                                    D_grad=self.D, knobs=knobs, buffers=self.buffers,
+                                                    stats=stats if k == 0 else None)
             total.backward()
             average_gradients(list(self.D.parameters()), self.dist.world)
             self.opt_d.step()
@@ -540,7 +559,7 @@ class Trainer:
             self.d_updates = d_count
         if loss_d is None:
             with torch.no_grad(), self._autocast():
-                loss_d = self.objective.d_gan_loss(self.D_fwd, real, fake.detach(), t, self._randn)
+                loss_d = self.objective.d_gan_loss(self.D_fwd, real, fake.detach(), t, self._randn, knobs, stats)
 
         # ---- generator
         loss_g = None
@@ -553,7 +572,7 @@ class Trainer:
                         fake = self._fake()
                 self.opt_g.zero_grad(set_to_none=True)
                 with self._autocast():
-                    gan_g = self.objective.g_loss(self.D_fwd, fake, t, self._randn)
+                    gan_g = self.objective.g_loss(self.D_fwd, fake, t, self._randn, knobs)
                 total_g = gan_g
                 if plan.use_diversity:
                     # over the global batch, as one process would compute it
@@ -571,10 +590,12 @@ class Trainer:
                     loss_g = gan_g.detach()
             if loss_g is None:
                 with torch.no_grad(), self._autocast():
-                    loss_g = self.objective.g_loss(self.D_fwd, fake.detach(), t, self._randn)
+                    loss_g = self.objective.g_loss(self.D_fwd, fake.detach(), t, self._randn, knobs)
         finally:
             self.D.requires_grad_(True)
-        return all_mean(torch.stack([loss_d.float(), loss_g.float(), div.float()]), self.dist.world)
+        nan = torch.full((), math.nan, device=self.device)
+        extra = [stats[n].float() for n in ("d_real", "d_fake", "real_sign")] if stats else [nan, nan, nan]
+        return all_mean(torch.stack([loss_d.float(), loss_g.float(), div.float(), *extra]), self.dist.world)
 
     def _ema_update(self) -> None:
         if self.G_ema is None:
@@ -599,7 +620,8 @@ class Trainer:
             self._log(entry)
 
     def _check_finite(self, entry: _Pending) -> list[float]:
-        ld, lg, _ = vals = entry.read()
+        vals = entry.read()
+        ld, lg = vals[0], vals[1]
         if not (math.isfinite(ld) and math.isfinite(lg)):
             where = (f"the last good checkpoint is {self.last_ckpt}" if self.last_ckpt is not None
                      else "no checkpoint was written before it")
@@ -608,15 +630,21 @@ class Trainer:
         return vals
 
     def _consume(self, entry: _Pending, observe: bool) -> None:
-        ld, lg, _ = self._check_finite(entry)
+        ld, lg = self._check_finite(entry)[:2]
         self.last_losses = [ld, lg]
         if observe:
-            events = self.control.observe(ld, lg)
+            stats = entry.stats()
+            bad = [n for n in self.controller.needs if not math.isfinite(stats[n])]
+            if bad:
+                raise ControllerError(f"the {self.controller.name} controller needs {', '.join(bad)}, which step "
+                                      f"{entry.step} did not record (a checkpoint written before they were kept)")
+            events = self.control.observe(entry.step, [ld], [lg], stats={n: [v] for n, v in stats.items()},
+                                          epoch=entry.step // self.steps_per_epoch)
             if events and self.writes:
                 with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as f:
                     for e in events:
-                        f.write(json.dumps({**e.to_dict(), "observed_step": entry.step,
-                                            "step": entry.step + self.lag}) + "\n")
+                        e.pop("row")
+                        f.write(json.dumps({**e, "observed_step": entry.step, "step": entry.step + self.lag}) + "\n")
         if not entry.logged:
             self._log(entry)
 
@@ -625,7 +653,7 @@ class Trainer:
         entry.logged = True
         if s % self.cfg.log_every != 0 and s != self.total_steps - 1:
             return
-        ld, lg, div = entry.read()
+        ld, lg, div = entry.read()[:3]
         if self.writes:
             self._write_row(entry, ld, lg, div)
         self._check_nonsense(s, ld, lg)
@@ -659,10 +687,12 @@ class Trainer:
         s = entry.step
         p = entry.plan
         row = {"step": s, "epoch": s / self.steps_per_epoch, "loss_d": ld, "loss_g": lg, "lr_d": p.lr_d,
-               "lr_g": p.lr_g, "d_steps": p.d_steps, "g_steps": p.g_steps, "sigma": self.objective.sigma(s),
-               "time": time.time()}
+               "lr_g": p.lr_g, "d_steps": p.d_steps, "g_steps": p.g_steps, "sigma": self.objective.sigma(s, p.knobs),
+               "time": time.time(), **{name: float(v) for name, v in p.knobs.items()}}
         if math.isfinite(div):
             row["diversity"] = div
+        for name in self.controller.needs:       # what the controller read besides the losses
+            row[name] = entry.stats()[name]
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         tb = self._writer()
@@ -724,8 +754,9 @@ class Trainer:
         pending = []
         for entry in self.pending:
             vals = self._check_finite(entry)
-            pending.append({"step": entry.step, "plan": vars(entry.plan).copy(), "values": vals,
-                            "logged": entry.logged})
+            plan = entry.plan.to_dict()
+            plan.pop("events")
+            pending.append({"step": entry.step, "plan": plan, "values": vals, "logged": entry.logged})
         return {
             "config": self.cfg.to_dict(),
             "step": self.step,
@@ -736,6 +767,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "control": self.control.state_dict(),
+            "buffers": None if self.buffers is None else self.buffers.state_dict(),
             "stream": self.stream.state_dict(),
             "pending": pending,
             "monitor": {"nonsense_run": self._nonsense_run, "nonsense_first": self._nonsense_first,
@@ -778,15 +810,20 @@ class Trainer:
             set_capturable(opt, self.capturable, self.device)
         try:
             self.control.load_state_dict(state["control"])
-        except (KeyError, ValueError) as e:
-            raise RunError(f"cannot restore the controller from {state['path']}: {e}") from None
+        except (KeyError, ValueError, AttributeError) as e:
+            raise RunError(f"cannot restore the controller from {state['path']}: {e} (a checkpoint written before "
+                           f"controllers were plug-ins cannot be resumed; start the run afresh)") from None
+        if self.buffers is not None:
+            self.buffers.load_state_dict(state["buffers"])
         try:
             self.stream.load_state_dict(state["stream"])
         except ValueError as e:
             raise RunError(str(e)) from None
         self.pending = deque()
         for p in state["pending"]:
-            self.pending.append(_Pending(p["step"], Plan(**p["plan"]), list(p["values"]), logged=p["logged"]))
+            plan = dict(p["plan"])
+            plan.setdefault("knobs", {})
+            self.pending.append(_Pending(p["step"], Plan(**plan), list(p["values"]), logged=p["logged"]))
         rng = state["rng"]
         self.noise_gen.set_state(rng["noise"])
         torch.set_rng_state(rng["torch"])

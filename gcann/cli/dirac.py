@@ -141,31 +141,41 @@ def _parse_event_kinds(text: str | None):
 @click.option("--gcann", "gcann_cfg", type=click.Choice(["dirac", "paper"]), default=None,
               help="drive the run with one GCANN controller per trajectory: DIRAC_CONFIG or the unmodified "
                    "paper-celeba preset (simgd/altgd; docs/gcann_dirac.md)")
+@click.option("--controller", default=None, metavar="NAME",
+              help="drive the run with one controller per trajectory: any of `gcann controllers` that reads only "
+                   "the losses (none, gcann and its ablations, ttur, gap, clc: CLC's damping -λψ); --gcann is "
+                   "--controller gcann")
+@click.option("--controller-set", "controller_set", default=None, metavar="JSON",
+              help='the controller\'s settings, e.g. \'{"weight": 2}\' for clc')
 @click.option("--events", type=click.Path(path_type=Path), default=None,
-              help="with --gcann: write the controller events as JSON lines (with their row)")
+              help="with a controller: write its events as JSON lines (with their row)")
 @click.option("--event-kinds", default=None, metavar="KIND[,KIND...]|all",
               help="with --events: the kinds to log [default: reactive, proactive, pause_d, pause_g, slope_threshold, "
                    "slope_thresh_scale, diverged; 'all' adds the per-step skip_d, skip_g, tie_break]")
 @JSON_OPT
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no time estimate")
 def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d, n_g, steps, t1, ode_method,
-             inits, grid, n_random, seed, ema_beta, record_every, device, out, gcann_cfg, events, event_kinds,
-             as_json, quiet, **kw):
+             inits, grid, n_random, seed, ema_beta, record_every, device, out, gcann_cfg, controller, controller_set,
+             events, event_kinds, as_json, quiet, **kw):
     """Simulate a batch of Dirac-GAN trajectories and classify them, per hyper-parameter setting."""
     from gcann.dirac.simulation import SimulationSpec, plan_simulation
 
     if out is not None and out.suffix not in (".json", ".npz"):
         raise UserError(f"--out must end in .json or .npz, got {out.name!r}")
     device = check_device(device)
-    if events is not None and gcann_cfg is None:
-        raise UserError("--events needs --gcann")
+    if events is not None and gcann_cfg is None and controller is None:
+        raise UserError("--events needs a controller (--controller NAME or --gcann)")
+    if controller_set is not None and controller is None:
+        raise UserError("--controller-set needs --controller")
+    settings = _json_object("--controller-set", controller_set) if controller_set is not None else {}
     if event_kinds is not None and events is None:
         raise UserError("--event-kinds needs --events")
     spec = SimulationSpec(method, _param_lists(kw), dim=dim, base=base, scheme=scheme, lr=lr, lr_d=lr_d, lr_g=lr_g,
                           optimizer=optimizer, momentum=momentum, n_d=n_d, n_g=n_g, steps=steps, t1=t1,
                           ode_method=ode_method, inits=[parse_floats("init", s) for s in inits], grid=_parse_grid(grid),
                           n_random=n_random, seed=seed, ema_beta=ema_beta, record_every=record_every, device=device,
-                          gcann=gcann_cfg, log_events=_parse_event_kinds(event_kinds))
+                          gcann=gcann_cfg, log_events=_parse_event_kinds(event_kinds), controller=controller,
+                          controller_set=settings)
     if out is not None:
         check_output(out, "--out")
     if events is not None:
@@ -336,3 +346,15 @@ def study(out, gif, fmt, dpi, seed, as_json, quiet):
         for p in paths:
             click.echo(str(p), err=True)
     click.echo(f"wrote {out}/table.md, {out}/table.json and {out}/figures/", err=True)
+
+
+def _json_object(flag: str, text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{flag} must be a JSON object, got {text!r} ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{flag} must be a JSON object, got {text!r}")
+    return value

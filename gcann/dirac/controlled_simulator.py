@@ -18,18 +18,20 @@ See ``docs/gcann_dirac.md``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
 import torch
 
 from dynamics.dirac import DiracGAN
 from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round
-from gcann.controller import GCANNConfig, GCANNController
+from gcann.control import Controller, ControlRows, event_record, make_controller
+from gcann.controller import Event, GCANNConfig
 
 Tensor = torch.Tensor
 
-__all__ = ["DEFAULT_LOG_EVENTS", "EVENT_KINDS", "GCANNLogs", "effective_distance", "simulate_gcann"]
+__all__ = ["DEFAULT_LOG_EVENTS", "EVENT_KINDS", "GCANNLogs", "effective_distance", "simulate_controlled",
+           "simulate_gcann"]
 
 #: Every kind of controller event (:class:`gcann.controller.Event`).
 EVENT_KINDS = ("reactive", "proactive", "pause_d", "pause_g", "skip_d", "skip_g", "tie_break", "slope_threshold",
@@ -80,11 +82,21 @@ class GCANNLogs:
         return out
 
 
-def simulate_gcann(
+def simulate_gcann(game: DiracGAN, z0, *, config: GCANNConfig, **kw) -> tuple[Trajectory, GCANNLogs]:
+    """Simulate ``game`` from ``z0`` (B, 2n) with one GCANN controller of ``config`` per row
+    (:func:`simulate_controlled` with ``gcann`` controllers; the same keywords)."""
+    B = check_initial(z0, game).shape[0]
+    ctrls = [make_controller("gcann", config.lr_d, config.lr_g, config) for _ in range(B)]
+    traj, logs = simulate_controlled(game, z0, controllers=ctrls, **kw)
+    logs.config = config.to_dict()
+    return traj, logs
+
+
+def simulate_controlled(
     game: DiracGAN,
     z0,
     *,
-    config: GCANNConfig,
+    controllers: Sequence[Controller],
     steps: int,
     scheme: str = "simgd",
     optimizer: str | OptimiserSpec = "sgd",
@@ -97,39 +109,49 @@ def simulate_gcann(
     log_events: Iterable[str] | None = None,
     progress=None,
 ) -> tuple[Trajectory, GCANNLogs]:
-    """Simulate ``game`` from ``z0`` (B, 2n) with one GCANN controller per row.
+    """Simulate ``game`` from ``z0`` (B, 2n) with ``controllers[b]`` driving row b (any of
+    :data:`gcann.control.CONTROLLERS` that reads only the losses), through :class:`gcann.control.ControlRows`.
 
-    Each step k: per-row ``(loss_d, loss_g) = game.losses(z)`` (float64) →
-    ``ctrl.observe`` → the main update of ``scheme`` with the decided per-row
-    learning rates, the players masked by ``train_d``/``train_g`` → up to
-    ``max(extra_d_steps)`` masked extra D updates, then up to ``max(extra_g_steps)``
-    masked extra G updates (field recomputed each time) → WGAN projection after
-    every update.  ``altgd`` is one D update then one G update per step.
+    Each step k: per-row ``(loss_d, loss_g) = game.losses(z)`` (float64) → the controllers observe them and
+    their plans govern this very step (lag 0: the Dirac losses are those of the current state) → the main
+    update of ``scheme`` with the plans' per-row learning rates, the players masked where a count is 0 → up
+    to ``max(d_steps) − 1`` masked extra D updates, then the same for G (field recomputed each time) → WGAN
+    projection after every update.  ``altgd`` is one D update then one G update per step.  The knob
+    ``clc_weight`` (CLC) is λ of the damping −λψ: an L2 term λ/2·‖ψ‖² added to D's loss (added to the
+    objective's own ``l2``); a controller that needs statistics of D on a batch (ADA) is refused: the
+    Dirac-GAN's data sit at 0, where D(x) = ψ·x is 0.
 
-    Non-finite losses or states: the row is marked diverged (the controller runs
-    with ``on_nonfinite="diverged"``; a config with "raise" is switched to it), the
-    row is frozen at its last finite state and never propagates NaN; use
-    :func:`effective_distance` (inf after divergence) for verdicts.
+    Non-finite losses or states: the row is marked diverged (a ``diverged`` event, as the GCANN controller's),
+    frozen at its last finite state, and its controller no longer observes; use :func:`effective_distance`
+    (inf after divergence) for verdicts.
 
-    Ablations: ``apply_lr=False`` keeps the initial learning rates, ``apply_pause=False``
-    trains both players every step (pauses, skips and tie-breaks ignored),
-    ``apply_extra=False`` drops the catch-up bursts.  The logs always hold the decisions.
-
-    ``log_events``: the event kinds kept in ``logs.events`` (default: all; the per-step
-    kinds ``skip_d``, ``skip_g`` and ``tie_break`` are most of a long log, see
-    :data:`DEFAULT_LOG_EVENTS`); ``logs.event_counts()`` counts every kind regardless.
-    ``progress(k)``: called with the number of steps done after each step.
+    Ablations: ``apply_lr=False`` keeps each controller's initial rates, ``apply_pause=False`` trains both
+    players every step, ``apply_extra=False`` drops the catch-up bursts.  The logs always hold the plans.
+    ``log_events``: the event kinds kept in ``logs.events`` (default: all); ``logs.event_counts()`` counts
+    every kind.  ``progress(k)``: called with the number of steps done after each step.
     """
     if scheme not in ("simgd", "altgd"):
-        raise SimulationError(f"simulate_gcann supports schemes simgd and altgd, got {scheme!r}")
+        raise SimulationError(f"a controlled simulation supports schemes simgd and altgd, got {scheme!r}")
     for name, val in (("steps", steps), ("record_every", record_every)):
         if int(val) != val or val < 1:
             raise SimulationError(f"{name} must be a positive integer, got {val!r}")
     z0 = check_initial(z0, game).to(torch.float64)
     B, n = z0.shape[0], game.dim
+    if len(controllers) != B:
+        raise SimulationError(f"{len(controllers)} controllers for {B} rows")
+    needy = sorted({c.name for c in controllers if c.needs})
+    if needy:
+        raise SimulationError(f"controller(s) {', '.join(needy)} read D's outputs on real data, which the Dirac-GAN "
+                              f"has at 0 (D(0) = 0 for every ψ): not simulated here")
+    unknown = sorted({k for c in controllers for k in c.knob_names} - {"clc_weight"})
+    if unknown:
+        raise SimulationError(f"the Dirac-GAN testbed has no counterpart of the knob(s) {', '.join(unknown)}")
+    damped = any("clc_weight" in c.knob_names for c in controllers)
+    if damped and not game.objective.l2:
+        game = DiracGAN(game.objective.with_(l2=True, defaults={"l2": 0.0}), game.dim, game.quadrature_nodes,
+                        game.product_nodes)
     hp = game.prepare(hp, B, z0.dtype, z0.device)
-    if config.on_nonfinite != "diverged":
-        config = replace(config, on_nonfinite="diverged")
+    l2_own = hp["l2"].clone() if damped else None
     spec = optimizer if isinstance(optimizer, OptimiserSpec) else OptimiserSpec(optimizer)
     beta = None
     if ema_beta is not None:
@@ -143,7 +165,9 @@ def simulate_gcann(
         if unknown:
             raise SimulationError(f"unknown event kind(s) {unknown}; choose from {', '.join(EVENT_KINDS)}")
     totals: dict[str, int] = {}
-    ctrls = [GCANNController(config) for _ in range(B)]
+    rows = ControlRows(list(controllers), lag=0, knob_defaults={"clc_weight": 0.0} if damped else None)
+    first = rows.plans()
+    base_lr_d, base_lr_g = first.lr_d.clone(), first.lr_g.clone()
 
     z = game.project(z0.clone(), hp)
     opt_g, opt_d = spec.init(z[:, :n]), spec.init(z[:, n:])
@@ -161,6 +185,7 @@ def simulate_gcann(
     events: list[list[dict]] = [[] for _ in range(B)]
     dead = torch.zeros(B, dtype=torch.bool)
     dead_step = torch.full((B,), -1, dtype=torch.long)
+    stopped = torch.zeros(B, dtype=torch.bool)      # rows whose controller has stopped (a non-finite loss or state)
 
     def guard(z_new: Tensor, z_old: Tensor, k: int) -> Tensor:
         bad = ~torch.isfinite(z_new).all(1)
@@ -171,40 +196,44 @@ def simulate_gcann(
             z_new = torch.where(bad[:, None], z_old, z_new)
         return z_new
 
+    def log(b: int, record: dict) -> None:
+        totals[record["event"]] = totals.get(record["event"], 0) + 1
+        if keep is None or record["event"] in keep:
+            events[b].append(record)
+
     for k in range(steps):
         ld, lg = game.losses(z, hp)  # penalties need autograd (∇ₓD): no torch.no_grad here
         ld = ld.detach().to(torch.float64)
         lg = lg.detach().to(torch.float64)
         L_d[k], L_g[k] = ld, lg
-        ldl = torch.where(dead, torch.full_like(ld, math.nan), ld).tolist()
-        lgl = torch.where(dead, torch.full_like(lg, math.nan), lg).tolist()
-        lr_d, lr_g, td, tg, xd, xg = [], [], [], [], [], []
-        for b, ctrl in enumerate(ctrls):
-            dec = ctrl.observe(ldl[b], lgl[b])
-            lr_d.append(dec.lr_d)
-            lr_g.append(dec.lr_g)
-            td.append(dec.train_d)
-            tg.append(dec.train_g)
-            xd.append(dec.extra_d_steps)
-            xg.append(dec.extra_g_steps)
-            if dec.events:
-                for ev in dec.events:
-                    d_ev = ev.to_dict()
-                    totals[d_ev["event"]] = totals.get(d_ev["event"], 0) + 1
-                    if keep is None or d_ev["event"] in keep:
-                        events[b].append(d_ev)
-            if dec.diverged and not bool(dead[b]):
+        seen_d = torch.where(dead, torch.full_like(ld, math.nan), ld)
+        seen_g = torch.where(dead, torch.full_like(lg, math.nan), lg)
+        bad = ~(torch.isfinite(seen_d) & torch.isfinite(seen_g)) & ~stopped
+        for b in bad.nonzero().flatten().tolist():        # a row stops: its last rates, a diverged event
+            p = rows.plan_of(b)
+            what = ", ".join(f"{name}={v!r}" for name, v in (("loss_d", float(seen_d[b])), ("loss_g", float(seen_g[b])))
+                             if not math.isfinite(v))
+            log(b, event_record(Event(k, "diverged", "nonfinite_loss", p.lr_d, p.lr_d, p.lr_g, p.lr_g,
+                                      {"losses": what})))
+            stopped[b] = True
+            if not bool(dead[b]):
                 dead[b] = True
                 dead_step[b] = k
-        lrd = torch.tensor(lr_d, **f64)
-        lrg = torch.tensor(lr_g, **f64)
-        trd = torch.tensor(td, dtype=torch.bool)
-        trg = torch.tensor(tg, dtype=torch.bool)
-        exd = torch.tensor(xd, dtype=torch.int32)
-        exg = torch.tensor(xg, dtype=torch.int32)
+        for record in rows.observe(k, torch.nan_to_num(seen_d).tolist(), torch.nan_to_num(seen_g).tolist(),
+                                   live=~stopped):
+            b = record.pop("row")
+            record.pop("controller")
+            log(b, record)
+        plans = rows.plans()
+        trd, trg = plans.d_steps > 0, plans.g_steps > 0
+        exd = (plans.d_steps - 1).clamp(min=0).to(torch.int32)
+        exg = (plans.g_steps - 1).clamp(min=0).to(torch.int32)
+        lrd, lrg = plans.lr_d, plans.lr_g
         LR_d[k], LR_g[k], TR_d[k], TR_g[k], EX_d[k], EX_g[k] = lrd, lrg, trd, trg, exd, exg
+        if damped:
+            hp["l2"] = l2_own + plans.knobs["clc_weight"].to(l2_own)
         if not apply_lr:
-            lrd, lrg = torch.full_like(lrd, config.lr_d), torch.full_like(lrg, config.lr_g)
+            lrd, lrg = base_lr_d, base_lr_g
         if not apply_pause:
             trd, trg = torch.ones_like(trd), torch.ones_like(trg)
         if not apply_extra:
@@ -231,9 +260,12 @@ def simulate_gcann(
         if progress is not None:
             progress(k + 1)
     t = torch.tensor(ts, **f64)
-    info = {"gcann": True, "diverged": dead.clone(), "diverged_step": dead_step.clone()}
+    names = sorted({c.name for c in controllers})
+    info = {"gcann": names == ["gcann"], "controllers": names, "diverged": dead.clone(),
+            "diverged_step": dead_step.clone()}
     traj = Trajectory(t, torch.stack(recs), n, scheme, torch.stack(ema_recs) if beta is not None else None, info)
-    logs = GCANNLogs(L_d, L_g, LR_d, LR_g, TR_d, TR_g, EX_d, EX_g, events, dead, dead_step, config.to_dict(), totals)
+    logs = GCANNLogs(L_d, L_g, LR_d, LR_g, TR_d, TR_g, EX_d, EX_g, events, dead, dead_step,
+                     {"controllers": [c.state_dict()["settings"] for c in controllers[:1]]}, totals)
     return traj, logs
 
 

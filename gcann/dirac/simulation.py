@@ -55,7 +55,9 @@ class SimulationSpec:
     ((θmin, θmax, n), (ψmin, ψmax, n)) in the first coordinates of θ and ψ (others 0); none given: (1, …, 1).
     ``gcann``: ``"dirac"`` (:data:`gcann.dirac.DIRAC_CONFIG`) or ``"paper"`` (the unmodified paper-celeba preset)
     drives each trajectory with its own controller (simgd/altgd, ``n_d = n_g = 1``), logging ``log_events``
-    (``None``: every kind)."""
+    (``None``: every kind).  ``controller``: any registered controller (``gcann controllers``) per trajectory,
+    with ``controller_set`` its settings; the GCANN ones start from the ``gcann`` configuration (``"dirac"``
+    unless given)."""
 
     method: str
     params: Mapping[str, Sequence[float]] = field(default_factory=dict)
@@ -81,6 +83,8 @@ class SimulationSpec:
     device: str = "cpu"
     gcann: str | None = None
     log_events: Sequence[str] | None = DEFAULT_LOG_EVENTS
+    controller: str | None = None
+    controller_set: Mapping[str, object] = field(default_factory=dict)
 
 
 def param_grid(method: str, params: Mapping[str, Sequence[float]] | None = None, dim: int | None = None,
@@ -156,11 +160,18 @@ def estimate_seconds(game, z, hp, scheme: str, steps: int, n_d: int, n_g: int, o
 
 def plan_simulation(spec: SimulationSpec) -> "SimulationPlan":
     """Check ``spec`` and build the batch (initial points × settings) without simulating."""
-    if spec.gcann is not None:
-        if spec.gcann not in ("dirac", "paper"):
+    controller = spec.controller if spec.controller is not None else ("gcann" if spec.gcann is not None else None)
+    if controller is not None:
+        from gcann.control import CONTROLLERS
+
+        if controller not in CONTROLLERS:
+            raise SimulationError(f"unknown controller {controller!r}; choose from {', '.join(CONTROLLERS)}")
+        if spec.gcann is not None and spec.gcann not in ("dirac", "paper"):
             raise SimulationError(f"gcann must be 'dirac' or 'paper', got {spec.gcann!r}")
+        if spec.gcann is not None and not controller.startswith("gcann"):
+            raise SimulationError(f"--gcann {spec.gcann} configures the GCANN controllers, not {controller!r}")
         if spec.scheme == "ode" or spec.n_d != 1 or spec.n_g != 1:
-            raise SimulationError("--gcann drives discrete schemes (simgd, altgd) with --n-d 1 --n-g 1")
+            raise SimulationError("a controller drives discrete schemes (simgd, altgd) with --n-d 1 --n-g 1")
     if spec.dim is not None and spec.dim < 1:
         raise SimulationError(f"--dim must be >= 1, got {spec.dim}")
     games = param_grid(spec.method, spec.params, spec.dim, spec.base)
@@ -178,20 +189,32 @@ def plan_simulation(spec: SimulationSpec) -> "SimulationPlan":
     z = z0.repeat(len(combos), 1).to(spec.device)
     hp = {k: v.to(spec.device) for k, v in hp.items()}
     optimiser = OptimiserSpec(spec.optimizer, momentum=spec.momentum)
-    config = None
-    if spec.gcann is not None:
+    config = settings = None
+    if controller is not None:
+        from gcann.controller import MECHANISMS
+
         from .configs import dirac_config, paper_config
 
         for name, val in (("--lr", spec.lr), ("--lr-d", spec.lr_d), ("--lr-g", spec.lr_g)):
             if val is not None and not val > 0:
                 raise SimulationError(f"{name} must be > 0, got {val}")
-        make_cfg = dirac_config if spec.gcann == "dirac" else paper_config
+        make_cfg = paper_config if spec.gcann == "paper" else dirac_config
         lr = spec.lr
-        try:
-            config = make_cfg(lr, lr_d=lr if spec.lr_d is None else spec.lr_d,
-                              lr_g=lr if spec.lr_g is None else spec.lr_g)
-        except ValueError as e:
-            raise SimulationError(str(e)) from None
+        settings = dict(spec.controller_set)
+        if controller.startswith("gcann"):
+            try:
+                config = make_cfg(lr, lr_d=lr if spec.lr_d is None else spec.lr_d,
+                                  lr_g=lr if spec.lr_g is None else spec.lr_g)
+            except ValueError as e:
+                raise SimulationError(str(e)) from None
+            if controller == "gcann" and not settings:
+                settings = config
+            else:   # the configuration's values, the ablation's switches and the user's settings on top
+                base = {k: v for k, v in config.to_dict().items() if k not in ("lr_d", "lr_g", *MECHANISMS)}
+                settings = {**base, **settings}
+        plan = SimulationPlan(spec, combos, game, z0, z, hp, optimiser, config, controller, settings)
+        plan.controllers()[:1]            # build one now: bad settings are refused before anything runs
+        return plan
     return SimulationPlan(spec, combos, game, z0, z, hp, optimiser, config)
 
 
@@ -213,12 +236,25 @@ class SimulationPlan:
     hp: dict
     optimiser: OptimiserSpec
     config: object | None = None
+    controller: str | None = None
+    settings: object = None
+
+    def controllers(self) -> list:
+        """One controller per row (empty without one)."""
+        from gcann.control import make_controller
+
+        if self.controller is None:
+            return []
+        s = self.spec
+        lr_d, lr_g = (s.lr if s.lr_d is None else s.lr_d), (s.lr if s.lr_g is None else s.lr_g)
+        return [make_controller(self.controller, lr_d, lr_g, self.settings, loss=self.game.objective.loss)
+                for _ in range(self.z.shape[0])]
 
     def estimate_seconds(self) -> float | None:
         """How long :meth:`run` will take (see :func:`estimate_seconds`)."""
         s = self.spec
         return estimate_seconds(self.game, self.z, self.hp, s.scheme, s.steps, s.n_d, s.n_g, s.ode_method,
-                                self.config is not None)
+                                self.controller is not None)
 
     def run(self, progress=None) -> "SimulationResult":
         """Simulate every row, classify it and summarise per setting; ``progress(k)`` after each step."""
@@ -226,17 +262,17 @@ class SimulationPlan:
         sim_mod = importlib.import_module("dynamics.simulate")
         s, game, z, hp = self.spec, self.game, self.z, self.hp
         logs = None
-        if self.config is None:
+        if self.controller is None:
             tr = sim_mod.simulate(game, z, scheme=s.scheme, steps=s.steps, lr=s.lr, lr_d=s.lr_d, lr_g=s.lr_g, hp=hp,
                                   optimizer=self.optimiser, n_d=s.n_d, n_g=s.n_g, t1=s.t1, ode_method=s.ode_method,
                                   ema_beta=s.ema_beta, record_every=s.record_every, progress=progress)
             dist = tr.distance
         else:
-            from .controlled_simulator import effective_distance, simulate_gcann
+            from .controlled_simulator import effective_distance, simulate_controlled
 
-            tr, logs = simulate_gcann(game, z, config=self.config, steps=s.steps, scheme=s.scheme,
-                                      optimizer=self.optimiser, hp=hp, ema_beta=s.ema_beta,
-                                      record_every=s.record_every, log_events=s.log_events, progress=progress)
+            tr, logs = simulate_controlled(game, z, controllers=self.controllers(), steps=s.steps, scheme=s.scheme,
+                                           optimizer=self.optimiser, hp=hp, ema_beta=s.ema_beta,
+                                           record_every=s.record_every, log_events=s.log_events, progress=progress)
             dist = lambda ema=False: effective_distance(tr, ema)  # noqa: E731  (diverged rows count as diverging)
         tol = Tolerances()
         judged = tr.z.shape[0] >= MIN_RECORDS
@@ -264,8 +300,12 @@ class SimulationPlan:
             summary["median_final_distance_ema"] = float(ema_final.median())
         summary["settings"] = settings
         if logs is not None:
-            summary["gcann"] = {"config": s.gcann, "events": logs.event_counts(),
-                                "diverged_rows": int(logs.diverged.sum())}
+            gcann_cfg = s.gcann or ("dirac" if self.controller.startswith("gcann") else None)
+            record = {"config": gcann_cfg, "events": logs.event_counts(), "diverged_rows": int(logs.diverged.sum())}
+            if self.controller == "gcann" and not s.controller_set:
+                summary["gcann"] = record          # the key the --gcann runs have always had
+            else:
+                summary["controller"] = {"name": self.controller, "settings": dict(s.controller_set), **record}
         return SimulationResult(tr, game, self.combos, len(self.z0), labels, rates, ema_labels, ema_rates, settings,
                                 summary, logs, list(EVENT_KINDS if s.log_events is None else s.log_events))
 
@@ -294,7 +334,7 @@ class SimulationResult:
         """The controller's logged events as JSON lines (each with its ``row``); adds ``events_file`` and
         ``events_logged`` to the summary."""
         if self.logs is None:
-            raise SimulationError("--events needs --gcann")
+            raise SimulationError("--events needs a controller (--controller NAME or --gcann)")
         path = Path(path)
         lines = [json.dumps({"row": b, **ev}) for b, row in enumerate(self.logs.events) for ev in row]
         atomic_write(path, lambda p: Path(p).write_text("\n".join(lines) + ("\n" if lines else "")))

@@ -1,0 +1,127 @@
+"""Every controller that reads only the losses drives the Dirac-GAN testbed through the one interface.
+
+Against closed forms: CLC's damping makes the standard GAN's Jacobian at the equilibrium
+[[0, f′(0)], [−f′(0), −λ]] (Mescheder et al. write [[0, −f′(0)], [f′(0), −λ]]: θ's orientation) with eigenvalues (−λ ± √(λ² − 4f′(0)²))/2 (f′(0) = 1/2), so the
+unregularised GAN converges; TTUR's rates give the simultaneous-gradient map I + diag(h_G, h_D)·J,
+whose eigenvalues 1 ± i·f′(0)·√(h_G h_D) lie outside the unit circle. Both measured on the
+controlled simulator's own trajectories, and on the damped game's field by autograd."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from dynamics.simulate import simulate
+from dynamics.study import make_game
+from gcann.cli import main
+from gcann.control import make_controller
+from gcann.dirac import DIRAC_CONFIG, simulate_gcann
+from gcann.dirac.controlled_simulator import simulate_controlled
+
+F1 = 0.5   # f'(0) of the standard GAN, f(t) = -log(1 + e^-t)
+
+
+def controllers(name, B, lr_d=0.1, lr_g=0.1, **settings):
+    return [make_controller(name, lr_d, lr_g, settings or None, loss="gan") for _ in range(B)]
+
+
+def step_map(traj) -> torch.Tensor:
+    """The linear map M with z_(k+1) = M z_k, fitted from the first steps of two rows started near 0."""
+    z = traj.z                                   # (T, rows, 2): columns of the two rows before and after
+    return torch.stack([z[1, 0], z[1, 1]], 1) @ torch.linalg.inv(torch.stack([z[0, 0], z[0, 1]], 1))
+
+
+Z0 = 1e-7 * torch.tensor([[1.0, 0.3], [-0.4, 1.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("lam", [0.5, 1.0, 10.0])
+def test_clc_damped_field_has_the_closed_form_jacobian_and_eigenvalues(lam):
+    game = make_game("gan")
+    damped = type(game)(game.objective.with_(l2=True, defaults={"l2": lam}), game.dim)
+    J = torch.autograd.functional.jacobian(lambda z: damped.field(z[None], create_graph=True)[0],
+                                           torch.zeros(2, dtype=torch.float64))
+    expect = torch.tensor([[0.0, F1], [-F1, -lam]], dtype=torch.float64)
+    assert torch.allclose(J, expect, atol=1e-12)
+    disc = complex(lam * lam - 4 * F1 * F1) ** 0.5
+    closed = sorted([(-lam + disc) / 2, (-lam - disc) / 2], key=lambda c: (c.real, c.imag))
+    got = sorted(torch.linalg.eigvals(J).tolist(), key=lambda c: (c.real, c.imag))
+    assert all(abs(a - b) < 1e-9 for a, b in zip(got, closed))
+    assert all(c.real < 0 for c in closed)
+
+
+@pytest.mark.parametrize("lam", [0.5, 1.0, 10.0])
+def test_the_clc_controlled_step_is_the_damped_linear_map_and_converges(lam):
+    """Near the equilibrium the controlled SGD step is z ← (I + h·J_clc) z; its spectral radius
+    max|1 + hμ| < 1 for the eigenvalues μ above; and from anywhere in the unit box the GAN converges."""
+    game, h = make_game("gan"), 0.1
+    traj, _ = simulate_controlled(game, Z0, controllers=controllers("clc", 2, weight=lam), steps=1)
+    M = step_map(traj)
+    J = torch.tensor([[0.0, F1], [-F1, -lam]], dtype=torch.float64)
+    assert torch.allclose(M, torch.eye(2, dtype=torch.float64) + h * J, rtol=0, atol=1e-9)
+    disc = complex(lam * lam - 4 * F1 * F1) ** 0.5
+    assert max(abs(1 + h * (-lam + s * disc) / 2) for s in (1, -1)) < 1
+    z0 = torch.rand(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    far, _ = simulate_controlled(game, z0, controllers=controllers("clc", 6, weight=lam), steps=4000)
+    plain = simulate(game, z0, steps=4000, lr=h)
+    assert float(far.distance()[-1].max()) < 1e-3 < float(plain.distance()[-1].min())
+
+
+def test_ttur_step_is_the_two_rate_map_spiralling_out():
+    """TTUR's step near 0 is I + diag(h_G, h_D)·J with h_D = 3 h_G; it multiplies b·θ² + a·ψ²
+    (a = h_G f′(0), b = h_D f′(0)) by exactly 1 + ab: eigenvalues 1 ± i√(ab), outside the unit circle."""
+    game, h = make_game("gan"), 0.1
+    traj, logs = simulate_controlled(game, Z0, controllers=controllers("ttur", 2, lr_g=h, ratio=3.0), steps=200)
+    assert torch.all(logs.lr_d == 3 * h) and torch.all(logs.lr_g == h)
+    J = torch.tensor([[0.0, F1], [-F1, 0.0]], dtype=torch.float64)
+    M = step_map(traj)
+    assert torch.allclose(M, torch.eye(2, dtype=torch.float64) + torch.diag(torch.tensor([h, 3 * h], dtype=torch.float64)) @ J,
+                          rtol=0, atol=1e-9)
+    a, b = h * F1, 3 * h * F1
+    q = b * traj.z[:, :, 0] ** 2 + a * traj.z[:, :, 1] ** 2
+    assert torch.allclose(q[1:] / q[:-1], torch.full_like(q[1:], 1 + a * b), rtol=1e-9, atol=0)
+
+
+def test_no_controller_rows_equal_the_plain_simulator():
+    game = make_game("nsgan")
+    z0 = torch.rand(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    traj, _ = simulate_controlled(game, z0, controllers=controllers("none", 5, lr_d=0.2, lr_g=0.2), steps=300)
+    plain = simulate(game, z0, steps=300, lr=0.2)
+    assert torch.equal(traj.z, plain.z)
+
+
+def test_the_gcann_spelling_and_the_controller_spelling_agree(tmp_path, capsys):
+    args = ["dirac", "simulate", "--method", "gan", "--random", "4", "--steps", "200", "--json", "-q"]
+    assert main(args + ["--gcann", "dirac"]) == 0
+    a = json.loads(capsys.readouterr().out)
+    assert main(args + ["--controller", "gcann"]) == 0
+    b = json.loads(capsys.readouterr().out)
+    assert a == b and a["gcann"]["events"]
+    game = make_game("gan")
+    z0 = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    t1, l1 = simulate_gcann(game, z0, config=DIRAC_CONFIG, steps=150)
+    t2, l2 = simulate_controlled(game, z0, controllers=[make_controller("gcann", DIRAC_CONFIG.lr_d, DIRAC_CONFIG.lr_g,
+                                                                        DIRAC_CONFIG) for _ in range(3)], steps=150)
+    assert torch.equal(t1.z, t2.z) and l1.event_counts() == l2.event_counts()
+
+
+def test_clc_from_the_command_line_converges(capsys):
+    assert main(["dirac", "simulate", "--method", "gan", "--controller", "clc", "--random", "8", "--steps", "3000",
+                 "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdicts"]["converging"] == 1.0 and out["controller"]["name"] == "clc"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--controller", "ada"], "Dirac-GAN"),
+    (["--controller", "nope"], "unknown controller"),
+    (["--controller", "ttur", "--controller-set", '{"rato": 2}'], "unknown setting"),
+    (["--controller", "ttur", "--controller-set", "[1]"], "JSON object"),
+    (["--controller", "ttur", "--gcann", "dirac"], "configures the GCANN controllers"),
+    (["--controller-set", "{}"], "needs --controller"),
+])
+def test_bad_controller_options_are_one_line(capsys, args, msg):
+    assert main(["dirac", "simulate", "--method", "gan", "--steps", "10", "-q", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gcann: error: ") and msg in err and err.count("\n") == 1

@@ -290,14 +290,29 @@ def _echo_paths(paths: list[Path], as_json: bool) -> None:
 @click.option("--n-init", type=IntAtLeast(1), default=None,
               help="initial conditions per method for the GCANN columns [default: 64]")
 @click.option("--seed", type=int, default=0, help="seed of the random initial points (GCANN columns, 2-D rings)")
+@click.option("--controllers", default=None, metavar="NAME[,NAME...]|all",
+              help="add a table with a column per controller (which methods converge under each); all: none, gcann, "
+                   "gcann-reactive, gcann-proactive, gcann-skip, ttur, gap, clc")
 @QUIET_OPT
-def table(as_json, out, with_gcann, n_init, seed, quiet):
+def table(as_json, out, with_gcann, n_init, seed, controllers, quiet):
     """The local-convergence tables of the sources, computed."""
     if out is not None:
         check_output(out, "--out", folder=True)
         for name in ("table.md", "table.json"):
             check_output(out / name, "--out")
     md, doc = _tables(with_gcann, n_init, seed, quiet)
+    if controllers is not None:
+        from gcann.dirac.table import DIRAC_CONTROLLERS, TABLE_METHODS, controller_table
+
+        names = DIRAC_CONTROLLERS if controllers.strip() == "all" else \
+            tuple(c.strip() for c in controllers.split(",") if c.strip())
+        if not names:
+            raise UserError("--controllers needs at least one name (or all)")
+        kw = {} if n_init is None else {"n_init": n_init}
+        with progress_bar(len(TABLE_METHODS), "controllers", quiet, "method") as update:
+            c_md, c_doc = controller_table(names, seed=seed, progress=lambda label: update(label=label), **kw)
+        md += "\n" + c_md
+        doc["controllers"] = c_doc
     if out is not None:
         _write_tables(out, md, doc)
     click.echo(json.dumps(doc, indent=2) if as_json else md)

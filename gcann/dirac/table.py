@@ -21,8 +21,8 @@ from .spectra import map_spectral_radii
 
 Tensor = torch.Tensor
 
-__all__ = ["COLUMN_TITLES", "COLUMNS", "CONFIG_TITLES", "EXTRA_METHODS", "TABLE_METHODS", "default_configs",
-           "gcann_table", "study_tables", "study_table_rows"]
+__all__ = ["COLUMN_TITLES", "COLUMNS", "CONFIG_TITLES", "DIRAC_CONTROLLERS", "EXTRA_METHODS", "TABLE_METHODS",
+           "controller_table", "default_configs", "gcann_table", "study_tables", "study_table_rows"]
 
 #: (label, method, params, dim) of the table rows
 TABLE_METHODS: list[tuple[str, str, dict, int]] = [
@@ -190,6 +190,70 @@ def gcann_table(n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR, eps
     titles = CONFIG_TITLES
     md = "\n".join(_markdown(doc, name, titles.get(name, name)) for name in configs)
     return md, doc
+
+
+#: The controllers of ``gcann dirac table --controllers`` by default: every registered one the testbed can run
+#: (ADA reads D on real data, which sit at 0 in the Dirac-GAN).
+DIRAC_CONTROLLERS = ("none", "gcann", "gcann-reactive", "gcann-proactive", "gcann-skip", "ttur", "gap", "clc")
+
+
+def controller_table(controllers=DIRAC_CONTROLLERS, n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR,
+                     eps: float = 1e-3, methods=None, *, seed: int = 0, progress=None) -> tuple[str, dict]:
+    """Which methods converge under each controller: per method (:data:`TABLE_METHODS`) and controller, the
+    fraction of ``n_init`` seeded initial points whose trajectory converges (simGD, SGD, lr_D = lr_G = ``lr``,
+    ``steps`` steps; the GCANN ones with :data:`gcann.dirac.DIRAC_CONFIG`'s values, the others at their
+    defaults), the median final distance and the median steps to ``eps``.  A controller that cannot run on a
+    method (the gap controller where D's loss has no equilibrium value, e.g. WGAN) gets its reason instead.
+    ``progress(label)`` after each method.  Returns ``(markdown, doc)``."""
+    from gcann.control import CONTROLLERS, make_controller
+    from gcann.controller import MECHANISMS
+    from gcann.errors import GcannError
+
+    from .controlled_simulator import simulate_controlled
+
+    unknown = [c for c in controllers if c not in CONTROLLERS]
+    if unknown:
+        raise ObjectiveError(f"unknown controller(s) {', '.join(unknown)}; choose from {', '.join(CONTROLLERS)}")
+    cfg = dirac_config(lr)
+    gcann_values = {k: v for k, v in cfg.to_dict().items() if k not in ("lr_d", "lr_g", *MECHANISMS)}
+    tol = Tolerances()
+    t0 = time.perf_counter()
+    rows = []
+    for label, method, params, dim in _select(methods):
+        game = make_game(method, params, dim)
+        z0 = _inits(n_init, dim, seed)
+        row = {"label": label, "method": method, "params": {**params, "dim": dim}, "cells": {}}
+        for name in controllers:
+            settings = cfg if name == "gcann" else (gcann_values if name.startswith("gcann") else None)
+            try:
+                ctrls = [make_controller(name, lr, lr, settings, loss=game.objective.loss) for _ in range(n_init)]
+                traj, logs = simulate_controlled(game, z0, controllers=ctrls, steps=steps, scheme="simgd")
+            except GcannError as e:
+                row["cells"][name] = {"refused": str(e)}
+                continue
+            row["cells"][name] = _stats(effective_distance(traj), traj.t, eps, tol, traj.z)
+        rows.append(row)
+        if progress:
+            progress(label)
+    doc = {"settings": {"n_init": n_init, "steps": steps, "lr": lr, "eps": eps, "scheme": "simgd",
+                        "optimizer": "sgd", "init": "uniform in [-1,1]^(2n)", "seed": seed,
+                        "tolerances": tol.as_dict()},
+           "controllers": list(controllers), "rows": rows, "seconds": time.perf_counter() - t0}
+    head = "| method | " + " | ".join(controllers) + " |\n|---|" + "---|" * len(controllers) + "\n"
+    lines = []
+    for r in rows:
+        cells = []
+        for name in controllers:
+            c = r["cells"][name]
+            cells.append("n/a" if "refused" in c else
+                         f"{_fmt(c['converged'], 'frac')} / {_fmt(c['median_final_distance'], 'dist')}")
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    foot = (f"\nEach cell: fraction of {n_init} seeded initial points (uniform in [−1, 1]^(2n)) converging "
+            f"(dynamics.verdict.classify) / median final distance to the equilibrium, simGD + SGD, "
+            f"lr_d = lr_g = {lr:g}, {steps} steps, one controller per trajectory (gcann.control; the GCANN ones "
+            f"with DIRAC_CONFIG's values). n/a: the controller is undefined for that objective "
+            f"(table.json says why).\n")
+    return "#### Dirac-GAN per controller\n\n" + head + "\n".join(lines) + "\n" + foot, doc
 
 
 def _select(methods) -> list[tuple[str, str, dict, int]]:

@@ -151,18 +151,21 @@ class OptimiserSpec:
 
     def step(self, p: Tensor, g: Tensor, lr: Tensor, st: dict) -> Tensor:
         """One update of parameters ``p`` (B, n) with gradient ``g``; ``lr`` is (B, 1)."""
-        st["t"] += 1
+        st["t"] = st["t"] + 1  # an int, or a (B, 1) tensor of per-row counts once a masked step has run
         if self.name == "sgd":
             if self.momentum:
-                st["m"] = g.clone() if st["t"] == 1 else self.momentum * st["m"] + g
+                if isinstance(st["t"], Tensor):
+                    st["m"] = torch.where(st["t"] == 1, g, self.momentum * st["m"] + g)
+                else:
+                    st["m"] = g.clone() if st["t"] == 1 else self.momentum * st["m"] + g
                 g = st["m"]
             return p - lr * g
         if self.name == "adam":
             b1, b2 = self.betas
             st["m"] = b1 * st["m"] + (1 - b1) * g
             st["v"] = b2 * st["v"] + (1 - b2) * g * g
-            mhat = st["m"] / (1 - b1 ** st["t"])
-            vhat = st["v"] / (1 - b2 ** st["t"])
+            mhat = st["m"] / (1 - _powers(b1, st["t"]))
+            vhat = st["v"] / (1 - _powers(b2, st["t"]))
             return p - lr * mhat / (vhat.sqrt() + self.eps)
         st["v"] = self.alpha * st["v"] + (1 - self.alpha) * g * g  # rmsprop
         return p - lr * g / (st["v"].sqrt() + self.eps)
@@ -244,12 +247,30 @@ def simulate(
     return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled, progress)
 
 
+_POWERS: dict[float, list[float]] = {}
+
+
+def _powers(beta: float, t):
+    """``beta ** t`` for an int ``t``, or per row for a tensor of counts, each power the same float64 that Python's
+    ``beta ** t`` gives (a cached table indexed by the counts)."""
+    if not isinstance(t, Tensor):
+        return beta ** t
+    table = _POWERS.setdefault(beta, [1.0])
+    top = int(t.max())
+    while len(table) <= top:
+        table.append(beta ** len(table))
+    return torch.tensor(table, dtype=torch.float64, device=t.device)[t]
+
+
 def masked_step(spec: "OptimiserSpec", p: Tensor, g: Tensor, lr: Tensor, st: dict, mask: Tensor | None) -> Tensor:
     """``spec.step`` for the rows in ``mask`` only: the other rows (a paused player) keep
-    their parameters and their optimiser state."""
+    their parameters and their optimiser state, their step count included (Adam's bias
+    correction counts each row's own updates: the count becomes a per-row tensor)."""
     if mask is None:
         return spec.step(p, g, lr, st)
-    old = {k: st[k] for k in ("m", "v")}
+    if not isinstance(st["t"], Tensor):
+        st["t"] = torch.full((p.shape[0], 1), st["t"], dtype=torch.int64, device=p.device)
+    old = {k: st[k] for k in ("t", "m", "v")}
     new = spec.step(p, g, lr, st)
     m = mask[:, None]
     for k, v in old.items():

@@ -13,14 +13,17 @@ from typing import Any
 
 import click
 
+from gcann.errors import GcannError
+
 from gcann.fileio import atomic_write
 
 __all__ = ["FloatAbove", "IntAtLeast", "UserError", "atomic_write", "check_device", "check_output", "estimate_note",
            "parse_floats", "progress_bar"]
 
 
-class UserError(click.ClickException):
-    """A mistake in the user's request: printed as one line, exit status 2."""
+class UserError(GcannError, click.ClickException):
+    """A mistake in the user's request found by a command's own checks: a :class:`GcannError` that click also
+    knows how to print (one line, exit status 2)."""
 
     exit_code = 2
 

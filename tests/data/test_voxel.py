@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_fixtures import garbage, mesh_tree
+from tests.support.data_fixtures import garbage, mesh_tree
 from gcann.data import DataError, DataWarning, build_dataset
 from gcann.data import voxel as voxel_mod
 from gcann.data.voxel import grid_margin, normalize_to_grid, voxelize, voxelize_mesh

@@ -22,11 +22,6 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
     return msg
 
 
-@pytest.fixture(autouse=True)
-def _no_home_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "default-cache"))
-
-
 # ---------------------------------------------------------------------- preprocessing
 @settings(max_examples=25, deadline=None)
 @given(w=st.integers(8, 90), h=st.integers(8, 90), r=st.sampled_from([8, 28, 32, 64]), gray=st.booleans(),

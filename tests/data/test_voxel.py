@@ -31,11 +31,6 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return (a & b).sum() / (a | b).sum()
 
 
-@pytest.fixture(autouse=True)
-def _no_home_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "default-cache"))
-
-
 # ---------------------------------------------------------------------- the voxeliser vs analytic solids
 @pytest.mark.parametrize("r, centre, radius", [(32, (16.13, 15.79, 16.07), 13.2), (32, (11.4, 20.2, 14.9), 6.3),
                                                (16, (8.3, 7.6, 8.1), 5.5)])

@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: gcann and tests.support
 
 from gcann.models import build_models  # noqa: E402
 from gcann.train import Trainer, TrainConfig  # noqa: E402
 from gcann.control import ControlRows  # noqa: E402
-from train_fixtures import TensorSet  # noqa: E402
+from tests.support.train_fixtures import TensorSet  # noqa: E402
 
 
 def plain_loop(data: torch.Tensor, steps: int, batch: int, device: torch.device, seed: int = 0) -> float:

@@ -11,42 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from gcann.controller import Decision, GCANNConfig, GCANNController
+from tests.support.strategies import configs, small_loss
 
-losses = st.one_of(st.floats(0.0, 0.1), st.floats(0.0, 8.0), st.floats(-1e3, 1e3))
-
-
-@st.composite
-def configs(draw: st.DrawFn) -> GCANNConfig:
-    max_skip = draw(st.integers(1, 12))
-    return GCANNConfig(
-        lr_d=1e-3,
-        lr_g=2e-3,
-        alpha=draw(st.floats(0.1, 0.9)),
-        beta=draw(st.floats(0.1, 0.9)),
-        max_loss_diff=draw(st.floats(0.2, 3.0)),
-        gc_lr_window=draw(st.integers(1, 8)),
-        cooldown_period=draw(st.integers(0, 10)),
-        cooldown_unit=draw(st.sampled_from(["steps", "windows"])),
-        baseline_steps=draw(st.integers(0, 20)),
-        p=draw(st.integers(0, 8)),
-        max_skip_iterations=max_skip,
-        discriminator_pause_threshold=draw(st.floats(0.0, 0.1)),
-        generator_pause_threshold=draw(st.floats(0.0, 0.1)),
-        discriminator_skip_threshold=draw(st.floats(0.0, 0.2)),
-        generator_skip_threshold=draw(st.floats(0.0, 0.2)),
-        target_slope_range=draw(st.sampled_from([(-0.1, 0.1), (0.001, 0.2), (0.0, 0.0)])),
-        slope_thresh_scale_mode=draw(st.sampled_from(["adaptive", "constant"])),
-        slope_thresh_scale_rate=draw(st.floats(0.01, 1.0)),
-        slope_thresh_scale_target=draw(st.floats(0.05, 0.5)),
-        lr_d_min=1e-4,
-        lr_d_max=1e-2,
-        lr_g_min=1e-4,
-        lr_g_max=1e-2,
-        sign_convention=draw(st.sampled_from(["consistent", "literal"])),
-        proactive_trigger=draw(st.sampled_from(["algorithm", "text"])),
-        slope_range_mode=draw(st.sampled_from(["clamp", "trigger"])),
-        skip_rule=draw(st.sampled_from(["overpowered", "literal"])),
-    )
+losses = small_loss
 
 
 class CheckpointedController(RuleBasedStateMachine):

@@ -9,12 +9,12 @@ floats) must make the same decisions (the adapter passes the losses through unch
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from gcann import GCANNController
 from gcann.adapter import plan
+from tests.support.paths import ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 MARKER = "<!-- controller example: tests/test_dirac_readme.py runs this block -->"
 
 

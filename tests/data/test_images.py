@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from data_fixtures import celeba_tree, garbage, truncated_jpeg, write_image
+from tests.support.data_fixtures import celeba_tree, garbage, truncated_jpeg, write_image
 from gcann.data import DATASETS, DataError, DataWarning, build_dataset, dataset_key
 from gcann.data import images as images_mod
 from gcann.data.images import preprocess
@@ -20,11 +20,6 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
     msg = str(e.value)
     assert "\n" not in msg and msg
     return msg
-
-
-@pytest.fixture(autouse=True)
-def _no_home_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "default-cache"))
 
 
 # ---------------------------------------------------------------------- preprocessing

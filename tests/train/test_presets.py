@@ -8,7 +8,7 @@ import torch
 
 from gcann.train import TRAIN_PRESETS, Trainer, train_preset
 from gcann.train.checkpoint import load_generator
-from train_fixtures import fixture_for
+from tests.support.train_fixtures import fixture_for
 
 SMALL = dict(width_g=4, width_d=4, batch_size=8, max_steps=3, log_every=1, sample_every=3, ckpt_every=3,
              num_samples=4, num_workers=0)

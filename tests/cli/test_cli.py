@@ -128,4 +128,4 @@ def test_simulate_with_the_gcann_controller(tmp_path, capsys):
     rc, _, err = run(["dirac", "simulate", "--method", "r1", "--scheme", "ode", "--gcann", "paper"], capsys)
     assert rc == 2 and "discrete schemes" in err
     rc, _, err = run(["dirac", "simulate", "--method", "r1", "--events", str(tmp_path / "x.jsonl")], capsys)
-    assert rc == 2 and "--events needs --gcann" in err and not (tmp_path / "x.jsonl").exists()
+    assert rc == 2 and "--events needs a controller" in err and not (tmp_path / "x.jsonl").exists()

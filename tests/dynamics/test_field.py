@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import dynamics as dy
 from dynamics.study import make_game
 
-from closed_forms import field as closed_field
+from tests.support.closed_forms import field as closed_field
 
 coord = st.floats(-3, 3, allow_nan=False).filter(lambda x: abs(x) > 1e-3)
 pos = st.floats(0.05, 4.0)

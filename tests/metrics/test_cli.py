@@ -13,7 +13,7 @@ from gcann.cli import main
 from gcann.metrics import inception as inc
 from gcann.metrics import fid as fidmod
 from gcann.metrics.fid import kid_from_features
-from test_metrics_fid import FeatureOnly, StandIn
+from tests.support.inception_stand_in import FeatureOnly, StandIn
 
 WEIGHTS = inc.default_fid_weights()
 

@@ -26,11 +26,6 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
     return msg
 
 
-@pytest.fixture(autouse=True)
-def _no_home_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "default-cache"))
-
-
 @pytest.fixture(scope="module")
 def bullet():
     """A headless pybullet world with the humanoid; ``pose(frame)`` sets it to a motion frame."""

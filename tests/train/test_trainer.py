@@ -16,7 +16,8 @@ from gcann.train import ConfigError, Trainer, TrainingDiverged
 from gcann.train.checkpoint import find_checkpoints, load_checkpoint, load_generator
 from gcann.control import Plan
 from gcann.train.objective import GANObjective
-from train_fixtures import ScriptedControl, TensorSet, fixture_for, tiny
+from tests.support.paths import repo_env
+from tests.support.train_fixtures import ScriptedControl, TensorSet, fixture_for, tiny
 
 
 def _states_equal(a: dict, b: dict) -> None:
@@ -77,8 +78,7 @@ def test_kill_during_checkpoint_write_leaves_previous_checkpoint(tmp_path):
     """A process that dies half-way through writing step 6's checkpoint leaves step 3's loadable."""
     script = textwrap.dedent(f"""
         import os, sys, torch
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from train_fixtures import fixture_for, tiny
+        from tests.support.train_fixtures import fixture_for, tiny
         from gcann.train import Trainer
         cfg = tiny(max_steps=6, ckpt_every=3)
         real_save = torch.save
@@ -95,7 +95,7 @@ def test_kill_during_checkpoint_write_leaves_previous_checkpoint(tmp_path):
         torch.save = dying_save
         Trainer(cfg, {str(tmp_path / "run")!r}, dataset=fixture_for(cfg), quiet=True).fit()
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=repo_env())
     assert r.returncode == 9, r.stderr
     ckpts = find_checkpoints(tmp_path / "run")
     assert [c.name for c in ckpts] == ["step_0000003.pt"]
@@ -423,8 +423,7 @@ def test_dataset_shape_mismatch_is_one_line():
 # --------------------------------------------------------------------------- data parallel
 DDP_SCRIPT = """
 import sys, torch
-sys.path.insert(0, {tests!r})
-from train_fixtures import fixture_for, tiny
+from tests.support.train_fixtures import fixture_for, tiny
 from gcann.train import Trainer
 cfg = tiny(**{over!r})
 torch.set_num_threads(1)
@@ -437,12 +436,11 @@ Trainer(cfg, {out!r}, dataset=fixture_for(cfg, n=64), quiet=True).fit()
          gcann={"baseline_steps": 1, "gc_lr_window": 2, "cooldown_period": 1, "max_loss_diff": 0.05}),
 ], ids=["bn-r1-gcann"])
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, over):
-    tests = str(Path(__file__).parent)
     for name, nproc in (("one", 1), ("two", 2)):
         script = tmp_path / f"{name}.py"
-        script.write_text(DDP_SCRIPT.format(tests=tests, over=over, out=str(tmp_path / name)))
+        script.write_text(DDP_SCRIPT.format(over=over, out=str(tmp_path / name)))
         r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                            str(script)], capture_output=True, text=True, timeout=300)
+                            str(script)], capture_output=True, text=True, timeout=300, env=repo_env())
         assert r.returncode == 0, r.stderr[-3000:]
     one, two = load_checkpoint(tmp_path / "one"), load_checkpoint(tmp_path / "two")
     assert set(one["G"]) == set(two["G"])  # the synchronised batch norm saves as plain batch norm

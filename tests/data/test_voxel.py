@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_fixtures import garbage, mesh_tree
+from tests.support.data_fixtures import garbage, mesh_tree
 from gcann.data import DataError, DataWarning, build_dataset
 from gcann.data import voxel as voxel_mod
 from gcann.data.voxel import grid_margin, normalize_to_grid, voxelize, voxelize_mesh
@@ -29,11 +29,6 @@ def _cube_corners(r: int) -> np.ndarray:
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return (a & b).sum() / (a | b).sum()
-
-
-@pytest.fixture(autouse=True)
-def _no_home_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "default-cache"))
 
 
 # ---------------------------------------------------------------------- the voxeliser vs analytic solids

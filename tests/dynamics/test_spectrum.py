@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import dynamics as dy
 from dynamics.study import SEED001_GENERAL, SEED003, SimSettings, make_game, table
 
-from closed_forms import continuous_eigenvalues
+from tests.support.closed_forms import continuous_eigenvalues
 
 
 def _eigs(method, params):

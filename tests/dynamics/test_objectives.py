@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import dynamics as dy
-from alpha_gan_source import SourceAlphaLoss
+from tests.support.alpha_gan_source import SourceAlphaLoss
 from dynamics.objectives import ObjectiveError
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_fixtures import truncated_jpeg
+from tests.support.data_fixtures import truncated_jpeg
 from gcann.cli import main
 
 

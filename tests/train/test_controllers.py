@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import fixture_for, tiny  # noqa: E402
-
-from gcann.control import CONTROLLERS  # noqa: E402
-from gcann.train import ConfigError, Trainer  # noqa: E402
-from gcann.train.checkpoint import load_checkpoint  # noqa: E402
+from gcann.control import CONTROLLERS
+from gcann.train import ConfigError, Trainer
+from gcann.train.checkpoint import load_checkpoint
+from tests.support.train_fixtures import fixture_for, tiny
 
 
 def rows(run: Path) -> list[dict]:

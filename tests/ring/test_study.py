@@ -13,6 +13,7 @@ from gcann.cli import main
 from gcann.metrics.toy import ring_modes, toy_mode_metrics
 from gcann.ring.plots import TOY_FAKE, TOY_REAL, TOY_VAR, toy_generator_objectives, toy_optimal_logit
 from gcann.ring.study import default_settings, parse_settings, wilson
+from tests.support.paths import ROOT
 
 
 @given(st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
@@ -185,9 +186,8 @@ def test_the_full_size_part_runs_at_a_tiny_size_and_writes_small_results(tmp_pat
     results.json and results.md (each far under 16 MiB) and no state file."""
     import os
     import subprocess
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ring_full.sh"
+    script = ROOT / "benchmarks" / "ring_full.sh"
     env = {**os.environ, "RING_DEVICE": "cpu"}
     proc = subprocess.run(["bash", str(script), str(tmp_path), "--seeds", "1", "--epochs", "1", "--n-train", "200",
                            "--eval-samples", "300", "--curve-samples", "100"], env=env, capture_output=True, text=True)

@@ -17,7 +17,7 @@ from gcann.train import ConfigError, Trainer
 from gcann.train.checkpoint import load_checkpoint
 from gcann.control import Plan
 from gcann.train.graphs import StepGraphs, set_capturable
-from train_fixtures import ScriptedControl, fixture_for, tiny
+from tests.support.train_fixtures import ScriptedControl, fixture_for, tiny
 
 def cuda(test):
     """A CUDA-only test: marked ``cuda`` (``pytest -m cuda`` runs them on a GPU machine), skipped without one."""

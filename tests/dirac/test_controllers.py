@@ -8,7 +8,6 @@ controlled simulator's own trajectories, and on the damped game's field by autog
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,8 @@ from gcann.errors import GcannError
 from gcann.train import Trainer, TrainingDiverged, TrainingInterrupted
 from gcann.train.checkpoint import find_checkpoints, load_checkpoint
 from gcann.train.config import TrainConfig, auto_workers
-from train_fixtures import fixture_for, tiny
+from tests.support.paths import README, repo_env
+from tests.support.train_fixtures import fixture_for, tiny
 
 STATUS_KEYS = {"state", "step", "total_steps", "message", "last_checkpoint", "checkpoint_step", "updated", "flags"}
 
@@ -130,8 +130,7 @@ def test_a_signal_to_the_command_saves_the_step_and_exits_with_its_status(tmp_pa
     cmd = [sys.executable, "-m", "gcann.cli", "train", "--preset", "celeba-dcgan", "--dataset", "images",
            "--data-root", str(root), "--out", str(run), "--max-steps", "100000", "--ckpt-every", "100000",
            "--sample-every", "100000", "--progress-seconds", "0", "--quiet", *TINY]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get(
-        "PYTHONPATH", "")])}
+    env = repo_env()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:   # started: status.json shows a completed step
@@ -278,7 +277,7 @@ def test_the_readme_and_train_list_give_the_same_measured_demo_time(capsys):
 
     assert main(["train", "--list"]) == 0
     assert DEMO_MEASURED in capsys.readouterr().out
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = README.read_text()
     minutes = DEMO_MEASURED.split(" min")[0]
     assert f"the demo took {minutes} min" in readme and "2-core Intel Xeon" in readme
     assert "dataset-fashion-mnist" in readme

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_fixtures import idx_root, write_idx
+from tests.support.data_fixtures import idx_root, write_idx
 from gcann.data import DataError, build_dataset, read_idx
 from gcann.data.digits import FASHION_MNIST_ROOT
 

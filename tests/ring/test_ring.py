@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from alpha_gan_source import SourceAlphaLoss
+from tests.support.alpha_gan_source import SourceAlphaLoss
 from gcann.controller import GCANNConfig, GCANNController
 from gcann.metrics.toy import ring_modes
 from gcann.ring import RingSetting, ring_gcann_config, train_ring

@@ -15,7 +15,6 @@ from gcann.errors import GcannError, one_line
 
 #: Exception classes that are not user-facing errors, and why.
 NOT_USER_FACING = {
-    "gcann.cli.common.UserError": "the CLI's own click exception for a bad option (click prints it the same way)",
     "gcann.cli.common._RangeError": "click's exception for an option value out of range (click prints it, exit 2)",
 }
 

@@ -300,14 +300,21 @@ def table(as_json, out, with_gcann, n_init, seed, controllers, quiet):
         check_output(out, "--out", folder=True)
         for name in ("table.md", "table.json"):
             check_output(out / name, "--out")
-    md, doc = _tables(with_gcann, n_init, seed, quiet)
+    names = None
     if controllers is not None:
-        from gcann.dirac.table import DIRAC_CONTROLLERS, TABLE_METHODS, controller_table
+        from gcann.control import CONTROLLERS
+        from gcann.dirac.table import DIRAC_CONTROLLERS
 
         names = DIRAC_CONTROLLERS if controllers.strip() == "all" else \
             tuple(c.strip() for c in controllers.split(",") if c.strip())
-        if not names:
-            raise UserError("--controllers needs at least one name (or all)")
+        unknown = [c for c in names if c not in CONTROLLERS]
+        if not names or unknown:
+            raise UserError(f"--controllers: unknown controller(s) {', '.join(unknown) or '(none given)'}; choose "
+                            f"from {', '.join(CONTROLLERS)} or all")
+    md, doc = _tables(with_gcann, n_init, seed, quiet)
+    if names is not None:
+        from gcann.dirac.table import TABLE_METHODS, controller_table
+
         kw = {} if n_init is None else {"n_init": n_init}
         with progress_bar(len(TABLE_METHODS), "controllers", quiet, "method") as update:
             c_md, c_doc = controller_table(names, seed=seed, progress=lambda label: update(label=label), **kw)

@@ -124,3 +124,38 @@ def test_bad_controller_options_are_one_line(capsys, args, msg):
     assert main(["dirac", "simulate", "--method", "gan", "--steps", "10", "-q", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gcann: error: ") and msg in err and err.count("\n") == 1
+
+
+def test_the_controller_table_counts_what_the_controlled_simulator_gives(tmp_path, capsys):
+    """Each cell is the verdict count of that controller's own simulation (recomputed here); a controller
+    undefined for an objective gets n/a with its reason; the CLI adds the table to `dirac table`'s output."""
+    from dynamics.verdict import Tolerances, classify
+    from gcann.dirac.controlled_simulator import effective_distance
+    from gcann.dirac.table import _inits, controller_table
+
+    md, doc = controller_table(("none", "clc", "gap"), n_init=6, steps=400, methods=["gan", "wgan"])
+    game = make_game("gan")
+    z0 = _inits(6, 1, 0)
+    traj, _ = simulate_controlled(game, z0, controllers=controllers("clc", 6), steps=400)
+    labels = classify(effective_distance(traj), Tolerances(), z=traj.z, t=traj.t)
+    gan = doc["rows"][0]["cells"]
+    assert gan["clc"]["converged"] == sum(lab == "converging" for lab in labels) / 6
+    assert "refused" in doc["rows"][1]["cells"]["gap"] and "V* = 0" in doc["rows"][1]["cells"]["gap"]["refused"]
+    assert "| wgan (clip 1) |" in md and "n/a" in md
+
+
+@pytest.mark.slow
+def test_dirac_table_adds_the_controller_table(tmp_path, capsys):
+    """The CLI adds the per-controller table (14 methods x 2000 steps: about 3 minutes here, hence slow)."""
+    assert main(["dirac", "table", "--no-gcann", "--controllers", "clc,none", "--n-init", "2", "-q",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Dirac-GAN per controller" in out and "| method | clc | none |" in out
+    saved = json.loads((tmp_path / "table.json").read_text())
+    assert saved["controllers"]["controllers"] == ["clc", "none"] and len(saved["controllers"]["rows"]) == 14
+
+
+def test_an_unknown_controller_in_the_table_is_one_line(capsys):
+    assert main(["dirac", "table", "--no-gcann", "--controllers", "nope", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gcann: error: ") and "unknown controller" in err and err.count("\n") == 1

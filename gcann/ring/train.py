@@ -428,6 +428,8 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         start, elapsed = _load_state(state_file, identity, parts, run, total_steps)
         run.steps = start
         diverged_dev.copy_(diverged.to(dev))
+    elif state_file is not None and events_path(state_file).exists():
+        events_path(state_file).unlink()             # a fresh run: the old state's events go with it
     if graphed.on:
         graphed.prepare(const_lr, opt_d, opt_g)
     t_start = time.perf_counter() - elapsed
@@ -597,8 +599,14 @@ class StateError(RingError):
     """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
 
 
-_STATE_VERSION = 3   # 2: the form (source or exact) and the source form's streams; 3: any controller, knobs
-_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "knobs", "events", "time_control")
+_STATE_VERSION = 4   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state
+_RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "knobs", "time_control")
+
+
+def events_path(state_file: Path) -> Path:
+    """Where a saved run's controller events go: beside its state, one JSON line each (the state holds
+    only their count, so a long study's tens of thousands of events are written once, not at every save)."""
+    return state_file.with_name(state_file.name + ".events.jsonl")
 _TENSOR_PARTS = ("G", "D", "ema", "counts")   # lists of tensors, restored in place
 
 
@@ -612,7 +620,13 @@ def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: in
              "stream": parts["stream"].state_dict(), "controls": parts["controls"].state_dict(),
              "buffers": None if parts["buffers"] is None else parts["buffers"].state_dict(),
              "knob_gens": [g.get_state() for g in parts["knob_gens"]],
-             "run": {k: getattr(run, k) for k in _RUN_FIELDS}}
+             "run": {k: getattr(run, k) for k in _RUN_FIELDS}, "events_saved": len(run.events)}
+    ev = events_path(path)                           # the events first: the state never counts more than the file
+    ev.parent.mkdir(parents=True, exist_ok=True)
+    done = _count_lines(ev) if ev.exists() else 0
+    with open(ev, "a", encoding="utf-8") as f:      # only the events since the last save; a line beyond the
+        for e in run.events[done:]:                  # state's count (a crash between the two) is cut on resume
+            f.write(json.dumps(e) + "\n")
     for name in ("adam_d", "adam_g"):
         opt = parts[name]
         state[name] = {"exp_avg": cpu(opt.exp_avg), "exp_avg_sq": cpu(opt.exp_avg_sq), "steps": opt.steps.clone()}
@@ -652,6 +666,14 @@ def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_ste
         g.set_state(st)
     for k in _RUN_FIELDS:
         setattr(run, k, state["run"][k])
+    n_events, ev = int(state["events_saved"]), events_path(path)
+    lines = ev.read_text(encoding="utf-8").splitlines() if ev.exists() else []
+    if len(lines) < n_events:
+        raise StateError(f"{ev} holds {len(lines)} controller events, the state {n_events}; it belongs to that "
+                         f"state: delete both to start afresh")
+    run.events = [json.loads(x) for x in lines[:n_events]]
+    if len(lines) > n_events:                        # written after the state (a crash between the two)
+        atomic_write(ev, lambda tmp: Path(tmp).write_text("".join(x + "\n" for x in lines[:n_events])))
     return state["steps"], state["elapsed"]
 
 
@@ -685,3 +707,8 @@ def evaluate_run(run: RingRun, dataset: str = "ring", num_samples: int = TOY_EVA
     out["failure"] = out["failure"] | run.diverged
     out["diverged"] = run.diverged.clone()
     return out
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)

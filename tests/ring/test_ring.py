@@ -1,6 +1,8 @@
 """Seed 002's ring study, batched (gcann/ring): data, batched seeds, masked Adam, controller masks."""
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import replace
 
@@ -471,6 +473,31 @@ def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, path, 
     # the state now holds the finished run: resuming it again trains nothing and gives the same run
     again = train_ring(settings, [0, 1, 2, 3], epochs=6, state_file=state, resume=True, **kw)
     _same_runs(whole, again)
+
+
+def test_events_are_written_beside_the_state_once_and_cut_back_to_it_on_resume(tmp_path):
+    """The saved state holds the count of the controller events, not the events: they go to a JSON-lines file
+    beside it, each once. A line written after the state (a crash between the two) is cut on resume; a fresh
+    run into the same place starts the file afresh."""
+    from gcann.ring.train import events_path
+
+    settings = [RingSetting("nsgan", controller="gcann")]
+    cs = {"gcann": active_config()}
+    whole = train_ring(settings, [0], epochs=4, controller_settings=cs, **SMALL)
+    state = tmp_path / "state.pt"
+    first = train_ring(settings, [0], epochs=2, controller_settings=cs, state_file=state, save_every=1, **SMALL)
+    saved = torch.load(state, weights_only=False)
+    assert "events" not in saved["run"] and saved["events_saved"] == len(first.events) > 0
+    lines = events_path(state).read_text().splitlines()
+    assert [json.loads(x) for x in lines] == first.events          # each event once, though saved twice
+    with open(events_path(state), "a") as f:
+        f.write(json.dumps({"step": 10**9, "event": "stray"}) + "\n")
+    resumed = train_ring(settings, [0], epochs=4, controller_settings=cs, state_file=state, save_every=1,
+                         resume=True, **SMALL)
+    assert resumed.events == whole.events
+    assert [json.loads(x) for x in events_path(state).read_text().splitlines()] == whole.events
+    train_ring(settings, [0], epochs=1, max_steps=1, controller_settings=cs, state_file=state, save_every=1, **SMALL)
+    assert not events_path(state).exists() or len(events_path(state).read_text().splitlines()) <= 1
 
 
 def test_resuming_refuses_another_configuration_fewer_epochs_and_an_unreadable_state(tmp_path):

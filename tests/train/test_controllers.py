@@ -114,3 +114,13 @@ def test_bad_controller_settings_are_one_line_errors(tmp_path):
     from gcann.cli import main
     assert main(["train", "--preset", "mnist5k-demo", "--controller", "gap", "--controller-set", "{oops",
                  "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_sweep_grid_over_every_controller_expands_to_valid_runs():
+    from gcann.train.sweep import expand
+
+    runs = expand("mnist5k-demo", [0, 1], {"controller": sorted(CONTROLLERS)})
+    assert len(runs) == 2 * len(CONTROLLERS) and len({n for n, _ in runs}) == len(runs)
+    assert sorted({cfg.controller for _, cfg in runs}) == sorted(CONTROLLERS)
+    with pytest.raises(ConfigError, match="controller"):
+        expand("mnist5k-demo", [0], {"controller": ["none", "nope"]})

@@ -327,7 +327,7 @@ def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, rec
     for k in range(k + 1, steps + 1):
         z = gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lr_d_t, lr_g_t, n_d, n_g)
         if bcol is not None:
-            e = bcol * e + (1 - bcol) * z
+            e = ema_step(e, z, bcol)
         if k % record_every == 0:
             recs.append(z)
             ts.append(k)
@@ -368,7 +368,7 @@ def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, 
         b = beta[:, None]
         for k in range(1, K + 1):
             z = gd_round(game, z, hpb, scheme, spec, st_g, st_d, lr_d, lr_g, n_d, n_g)
-            e = b * e + (1 - b) * z
+            e = ema_step(e, z, b)
             if k % record_every == 0:
                 zs.append(z)
                 es.append(e)
@@ -387,6 +387,14 @@ def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, 
 # --------------------------------------------------------------------------- #
 # EMA of iterates
 # --------------------------------------------------------------------------- #
+def ema_step(avg: Tensor, new: Tensor, beta, mask: Tensor | None = None) -> Tensor:
+    """One step of an exponential moving average, ``β·avg + (1 − β)·new`` (``beta`` a scalar or a tensor that
+    broadcasts, one value per row); rows outside ``mask`` keep ``avg``.  The one definition the Dirac
+    simulators and the ring study's generator EMA use."""
+    out = beta * avg + (1 - beta) * new
+    return out if mask is None else torch.where(mask, out, avg)
+
+
 def ema(z: Tensor, beta) -> Tensor:
     """EMA along the first (time) axis: e₀ = z₀, e_k = β e_{k−1} + (1 − β) z_k.
 
@@ -398,7 +406,7 @@ def ema(z: Tensor, beta) -> Tensor:
     out = torch.empty_like(z)
     out[0] = z[0]
     for k in range(1, z.shape[0]):
-        out[k] = b * out[k - 1] + (1 - b) * z[k]
+        out[k] = ema_step(out[k - 1], z[k], b)
     return out
 
 

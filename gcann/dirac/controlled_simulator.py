@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 import torch
 
 from dynamics.dirac import DiracGAN
-from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round
+from dynamics.simulate import OptimiserSpec, ema_step, SimulationError, Trajectory, check_initial, gd_round
 from gcann.control import Controller, ControlRows, event_record, make_controller
 from gcann.controller import Event, GCANNConfig
 
@@ -252,7 +252,7 @@ def simulate_controlled(
                 break
             z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 0, 1, train_g=m), z, k)
         if beta is not None:
-            e = beta * e + (1 - beta) * z
+            e = ema_step(e, z, beta)
         if (k + 1) % record_every == 0:
             recs.append(z)
             ts.append(k + 1)

@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
+from dynamics.simulate import ema_step
 from gcann.control import CONTROLLERS, ControlRows, make_controller
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import GCANNConfig
@@ -409,7 +410,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 for e, p in zip(ema, G):
                     shape = (-1,) + (1,) * (p.dim() - 1)
                     beta = ema_beta_dev.view(shape)
-                    e.copy_(torch.where(has_ema_dev.view(shape), beta * e + (1 - beta) * p, e))
+                    e.copy_(ema_step(e, p, beta, has_ema_dev.view(shape)))
         finite = torch.isfinite(ld) & torch.isfinite(lg)
         sum_d.add_(torch.where(finite, ld.double(), 0))
         sum_g.add_(torch.where(finite, lg.double(), 0))
@@ -498,7 +499,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                     for e, p in zip(ema, G):
                         shape = (-1,) + (1,) * (p.dim() - 1)
                         beta = ema_beta_dev.view(shape)
-                        e.copy_(torch.where(upd.view(shape), beta * e + (1 - beta) * p, e))
+                        e.copy_(ema_step(e, p, beta, upd.view(shape)))
 
             finite = torch.isfinite(ld) & torch.isfinite(lg)
             sum_d += torch.where(finite, ld.double(), 0)

@@ -59,12 +59,6 @@ class RowPlans:
     use_diversity: Tensor           # bool
     knobs: dict[str, Tensor]        # float64 per knob in use (KNOBS)
 
-    def row(self, k: int) -> dict[str, Any]:
-        """Row ``k`` as plain numbers (for logs and traces)."""
-        return {"d_steps": int(self.d_steps[k]), "g_steps": int(self.g_steps[k]), "lr_d": float(self.lr_d[k]),
-                "lr_g": float(self.lr_g[k]), "use_diversity": bool(self.use_diversity[k]),
-                "knobs": {n: float(v[k]) for n, v in self.knobs.items()}}
-
 
 class ControlRows:
     """One controller per row (see the module docstring)."""

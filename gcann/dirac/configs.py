@@ -5,10 +5,12 @@ See ``docs/gcann_dirac.md``.
 """
 from __future__ import annotations
 
-from gcann.controller import GCANNConfig
+from typing import Any, Mapping
+
+from gcann.controller import MECHANISMS, GCANNConfig
 from gcann.presets import preset
 
-__all__ = ["DEFAULT_LR", "DIRAC_CHANGES", "DIRAC_CONFIG", "dirac_config", "paper_config"]
+__all__ = ["DEFAULT_LR", "DIRAC_CHANGES", "DIRAC_CONFIG", "controller_settings", "dirac_config", "paper_config"]
 
 #: Learning rate of the table runs (both players, SGD).
 DEFAULT_LR = 0.1
@@ -47,3 +49,17 @@ def paper_config(lr: float = DEFAULT_LR, **overrides) -> GCANNConfig:
 
 
 DIRAC_CONFIG: GCANNConfig = dirac_config()
+
+
+def controller_settings(name: str, config: GCANNConfig, settings: Mapping[str, Any] | None = None) -> Any:
+    """The settings a Dirac run gives controller ``name`` (:func:`gcann.control.make_controller`): for ``gcann``
+    the GCANN ``config`` itself (unless ``settings`` are given); for an ablation (``gcann-*``) the config's values
+    under the ablation's own switches, ``settings`` on top; for any other controller ``settings`` (None: its
+    defaults)."""
+    settings = dict(settings or {})
+    if not name.startswith("gcann"):
+        return settings or None
+    if name == "gcann" and not settings:
+        return config
+    base = {k: v for k, v in config.to_dict().items() if k not in ("lr_d", "lr_g", *MECHANISMS)}
+    return {**base, **settings}

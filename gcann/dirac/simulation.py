@@ -191,29 +191,22 @@ def plan_simulation(spec: SimulationSpec) -> "SimulationPlan":
     optimiser = OptimiserSpec(spec.optimizer, momentum=spec.momentum)
     config = settings = None
     if controller is not None:
-        from gcann.controller import MECHANISMS
-
-        from .configs import dirac_config, paper_config
+        from .configs import controller_settings, dirac_config, paper_config
 
         for name, val in (("--lr", spec.lr), ("--lr-d", spec.lr_d), ("--lr-g", spec.lr_g)):
             if val is not None and not val > 0:
                 raise SimulationError(f"{name} must be > 0, got {val}")
         make_cfg = paper_config if spec.gcann == "paper" else dirac_config
         lr = spec.lr
-        settings = dict(spec.controller_set)
         if controller.startswith("gcann"):
             try:
                 config = make_cfg(lr, lr_d=lr if spec.lr_d is None else spec.lr_d,
                                   lr_g=lr if spec.lr_g is None else spec.lr_g)
             except ValueError as e:
                 raise SimulationError(str(e)) from None
-            if controller == "gcann" and not settings:
-                settings = config
-            else:   # the configuration's values, the ablation's switches and the user's settings on top
-                base = {k: v for k, v in config.to_dict().items() if k not in ("lr_d", "lr_g", *MECHANISMS)}
-                settings = {**base, **settings}
+        settings = controller_settings(controller, config, spec.controller_set)
         plan = SimulationPlan(spec, combos, game, z0, z, hp, optimiser, config, controller, settings)
-        plan.controllers()[:1]            # build one now: bad settings are refused before anything runs
+        plan.controllers(1)               # build one now: bad settings are refused before anything runs
         return plan
     return SimulationPlan(spec, combos, game, z0, z, hp, optimiser, config)
 
@@ -239,8 +232,8 @@ class SimulationPlan:
     controller: str | None = None
     settings: object = None
 
-    def controllers(self) -> list:
-        """One controller per row (empty without one)."""
+    def controllers(self, rows: int | None = None) -> list:
+        """One controller per row (``rows`` of them when given; empty without a controller)."""
         from gcann.control import make_controller
 
         if self.controller is None:
@@ -248,7 +241,7 @@ class SimulationPlan:
         s = self.spec
         lr_d, lr_g = (s.lr if s.lr_d is None else s.lr_d), (s.lr if s.lr_g is None else s.lr_g)
         return [make_controller(self.controller, lr_d, lr_g, self.settings, loss=self.game.objective.loss)
-                for _ in range(self.z.shape[0])]
+                for _ in range(self.z.shape[0] if rows is None else rows)]
 
     def estimate_seconds(self) -> float | None:
         """How long :meth:`run` will take (see :func:`estimate_seconds`)."""

@@ -206,16 +206,15 @@ def controller_table(controllers=DIRAC_CONTROLLERS, n_init: int = 64, steps: int
     method (the gap controller where D's loss has no equilibrium value, e.g. WGAN) gets its reason instead.
     ``progress(label)`` after each method.  Returns ``(markdown, doc)``."""
     from gcann.control import CONTROLLERS, make_controller
-    from gcann.controller import MECHANISMS
     from gcann.errors import GcannError
 
+    from .configs import controller_settings
     from .controlled_simulator import simulate_controlled
 
     unknown = [c for c in controllers if c not in CONTROLLERS]
     if unknown:
         raise ObjectiveError(f"unknown controller(s) {', '.join(unknown)}; choose from {', '.join(CONTROLLERS)}")
     cfg = dirac_config(lr)
-    gcann_values = {k: v for k, v in cfg.to_dict().items() if k not in ("lr_d", "lr_g", *MECHANISMS)}
     tol = Tolerances()
     t0 = time.perf_counter()
     rows = []
@@ -224,7 +223,7 @@ def controller_table(controllers=DIRAC_CONTROLLERS, n_init: int = 64, steps: int
         z0 = _inits(n_init, dim, seed)
         row = {"label": label, "method": method, "params": {**params, "dim": dim}, "cells": {}}
         for name in controllers:
-            settings = cfg if name == "gcann" else (gcann_values if name.startswith("gcann") else None)
+            settings = controller_settings(name, cfg)
             try:
                 ctrls = [make_controller(name, lr, lr, settings, loss=game.objective.loss) for _ in range(n_init)]
                 traj, logs = simulate_controlled(game, z0, controllers=ctrls, steps=steps, scheme="simgd")

@@ -12,7 +12,7 @@ controller, ``docs/training.md``, with ``lag = 1``):
 3. round ``r = 0, 1, ...``: D updates of the rows with ``d_steps > r``; round 0 on
    the step's batch and fakes, later rounds (catch-up bursts) on fresh batches
    drawn by those rows only; a row masked out keeps its weights and its Adam
-   state (:class:`~gcann.ring.models.MaskedAdam`);
+   state (:class:`dynamics.optim.RowOptimiser`);
 4. the same for G (round 0 on the step's fakes, after D's update), then the EMA
    of the rows that have one, after each of their G updates;
 5. the plain GAN losses of round 0 (before the update; computed for every row,
@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
-from dynamics.simulate import ema_step
+from dynamics.optim import RowOptimiser, ema_step
 from gcann.control import CONTROLLERS, ControlRows, make_controller
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import GCANNConfig
@@ -63,7 +63,7 @@ from gcann.presets import preset
 
 from .data import (BATCH_SIZE, FORMS, N_TRAIN, RingError, SeedStreams, SourceStreams, data_generator, dataset_modes,
                    eval_generator, knob_generator, noise_generator, source_pools)
-from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
+from .models import DISCRIMINATOR, GENERATOR, init_mlp, mlp_forward, select
 
 __all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "StateError", "ring_gcann_config",
            "train_ring", "generate", "evaluate_run"]
@@ -251,7 +251,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     for p in G + D:
         p.requires_grad_(True)
     ema = [p.detach().clone() for p in G]
-    opt_d, opt_g = MaskedAdam(D, betas, uniform_fused=fused_adam), MaskedAdam(G, betas, uniform_fused=fused_adam)
+    opt_d, opt_g = (RowOptimiser(P, "adam", betas=betas, uniform_fused=fused_adam) for P in (D, G))
     chosen = dict(controller_settings or {})
     unknown = sorted(set(chosen) - set(CONTROLLERS))
     if unknown:
@@ -566,7 +566,7 @@ class _GraphedStep:
             self.n = torch.zeros(S, dtype=torch.long, device=dev) if counted else None
         self.graph, self.calls = None, 0
 
-    def prepare(self, lr: Tensor, opt_d: MaskedAdam, opt_g: MaskedAdam) -> None:
+    def prepare(self, lr: Tensor, opt_d: RowOptimiser, opt_g: RowOptimiser) -> None:
         self.lr = lr.to(self.dev)
         self.steps_d, self.steps_g = opt_d.steps.to(self.dev, copy=True), opt_g.steps.to(self.dev, copy=True)
 

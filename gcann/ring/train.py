@@ -58,6 +58,7 @@ from gcann.control.buffers import SampleBuffers
 from gcann.controller import GCANNConfig
 from gcann.diversity import diversity_term
 from gcann.fileio import atomic_write
+from gcann.state import CheckpointError, load_state, save_state
 from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
 from gcann.presets import preset
 
@@ -596,11 +597,12 @@ class _GraphedStep:
         self.calls += 1
 
 
-class StateError(RingError):
-    """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
+#: the one error class of saved states (gcann.state), under the ring's name
+StateError = CheckpointError
 
-
-_STATE_VERSION = 4   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state
+_STATE_KIND = "ring-state"
+_STATE_VERSION = 5   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state;
+                     # 5: written by gcann.state (a kind and a format), the optimisers' own state_dict
 _RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "knobs", "time_control")
 
 
@@ -612,12 +614,14 @@ _TENSOR_PARTS = ("G", "D", "ema", "counts")   # lists of tensors, restored in pl
 
 
 def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: int, elapsed: float) -> None:
-    """The whole state of a ring run after ``steps`` main steps, written atomically (CPU tensors)."""
+    """The whole state of a ring run after ``steps`` main steps, written by :func:`gcann.state.save_state`
+    (CPU tensors)."""
     def cpu(ts):
         return [x.detach().cpu().clone() for x in ts]
 
-    state = {"version": _STATE_VERSION, "identity": identity, "steps": steps, "elapsed": elapsed,
+    state = {"identity": identity, "steps": steps, "elapsed": elapsed,
              **{name: cpu(parts[name]) for name in _TENSOR_PARTS},
+             "adam_d": parts["adam_d"].state_dict(), "adam_g": parts["adam_g"].state_dict(),
              "stream": parts["stream"].state_dict(), "controls": parts["controls"].state_dict(),
              "buffers": None if parts["buffers"] is None else parts["buffers"].state_dict(),
              "knob_gens": [g.get_state() for g in parts["knob_gens"]],
@@ -628,37 +632,22 @@ def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: in
     with open(ev, "a", encoding="utf-8") as f:      # only the events since the last save; a line beyond the
         for e in run.events[done:]:                  # state's count (a crash between the two) is cut on resume
             f.write(json.dumps(e) + "\n")
-    for name in ("adam_d", "adam_g"):
-        opt = parts[name]
-        state[name] = {"exp_avg": cpu(opt.exp_avg), "exp_avg_sq": cpu(opt.exp_avg_sq), "steps": opt.steps.clone()}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    save_state(path, _STATE_KIND, _STATE_VERSION, state)
 
 
 def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_steps: int) -> tuple[int, float]:
     """Restore a state written by :func:`_save_state` into this run's objects; ``(steps done, seconds)``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise StateError(f"cannot read the ring state {path}: {type(e).__name__}: {str(e).splitlines()[0][:120]}; "
-                         f"delete it to start afresh") from None
-    if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-        raise StateError(f"{path} is not a ring state of this version; delete it to start afresh")
-    saved = state["identity"]
-    for key, value in identity.items():
-        if saved.get(key) != value:
-            raise StateError(f"{path} was saved by a run with another {key!r} ({_brief(saved.get(key))} here "
-                             f"{_brief(value)}); resume with the same arguments, or delete it to start afresh")
+    state = load_state(path, _STATE_KIND, _STATE_VERSION, what="ring state", fix="delete it to start afresh",
+                       identity=identity)
     if state["steps"] > total_steps:
         raise StateError(f"{path} holds {state['steps']} steps, more than this run's {total_steps}; "
                          f"ask for at least as many epochs")
     with torch.no_grad():
-        pairs = [(parts[name], state[name]) for name in _TENSOR_PARTS]
-        for name in ("adam_d", "adam_g"):
-            opt, st = parts[name], state[name]
-            pairs += [(opt.exp_avg, st["exp_avg"]), (opt.exp_avg_sq, st["exp_avg_sq"]), ([opt.steps], [st["steps"]])]
-        for mine, saved_ones in pairs:
-            for p, q in zip(mine, saved_ones):
+        for name in _TENSOR_PARTS:
+            for p, q in zip(parts[name], state[name]):
                 p.copy_(q)
+    for name in ("adam_d", "adam_g"):
+        parts[name].load_state_dict(state[name])
     parts["stream"].load_state_dict(state["stream"])
     parts["controls"].load_state_dict(state["controls"])
     if parts["buffers"] is not None:
@@ -676,11 +665,6 @@ def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_ste
     if len(lines) > n_events:                        # written after the state (a crash between the two)
         atomic_write(ev, lambda tmp: Path(tmp).write_text("".join(x + "\n" for x in lines[:n_events])))
     return state["steps"], state["elapsed"]
-
-
-def _brief(value) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:

@@ -55,17 +55,35 @@ class RowOptimiser:
         has_m = rule == "adam" or (rule == "sgd" and momentum != 0)
         self.exp_avg = [torch.zeros_like(p) for p in self.params] if has_m else []   # Adam's m, SGD's momentum buffer
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params] if rule != "sgd" else []   # Adam's v, RMSProp's
-        #: each row's count of updates, on the host
-        self.steps = torch.zeros(first.shape[0], dtype=torch.long)
+        self._steps = torch.zeros(first.shape[0], dtype=torch.long)
+        self._pending = 0   # updates of every row not yet added to _steps (no tensor work for a rule that needs no count)
         self.fused = rule == "adam" and (first.device.type == "cpu" if fused is None else fused)
         self.uniform_fused = uniform_fused
+
+    @property
+    def steps(self) -> Tensor:
+        """Each row's count of updates, ``(R,)`` int64 on the host."""
+        if self._pending:
+            self._steps += self._pending
+            self._pending = 0
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: Tensor) -> None:   # `opt.steps += 1` assigns the same tensor back
+        self._steps = value
+
+    def _advance(self, mask: Tensor | None) -> None:
+        if mask is None:
+            self._pending += 1   # a Python count: a traced Dirac chunk (make_fx) records no host tensor op for it
+        else:
+            self.steps += mask.to(self._steps.device, torch.long)
 
     # ------------------------------------------------------------------ updates
     @torch.no_grad()
     def step(self, grads: Sequence[Tensor], lr: Tensor, mask: Tensor | None = None) -> None:
         """One update, in place, of the rows in ``mask (R,) bool`` (every row when None) at rates ``lr (R,)``."""
         every = mask is None or bool(mask.all())
-        self.steps += 1 if mask is None else mask.to(self.steps.device, torch.long)
+        self._advance(mask)
         lr = lr.reshape(-1)
         if self.fused:
             rows = range(len(self.steps)) if mask is None else mask.nonzero().flatten().tolist()
@@ -87,7 +105,7 @@ class RowOptimiser:
         if self.fused:
             raise ValueError("stepped: the fused Adam updates in place; build the optimiser with fused=False")
         every = mask is None or bool(mask.all())
-        self.steps += 1 if mask is None else mask.to(self.steps.device, torch.long)
+        self._advance(mask)
         factors = self._host_factors(lr.reshape(-1))
         return self._masked(0, p, g, factors, None if every else self._to_device(mask))
 
@@ -95,8 +113,9 @@ class RowOptimiser:
         """The per-row numbers of this update, on the parameters' device in their dtype: Adam's ``√(1 − β₂ᵗ)``
         and ``lr / (1 − β₁ᵗ)``; SGD with momentum: the rate and whether this is the row's first update;
         otherwise the rate."""
-        if self.rule == "adam":
-            return tuple(self._to_device(x) for x in self._factors(self.steps.clamp_min(1), lr.to(torch.float64)))
+        if self.rule == "adam":   # on the host, whatever the device of the rates
+            host = self._factors(self.steps.clamp_min(1), lr.detach().to("cpu", torch.float64))
+            return tuple(self._to_device(x) for x in host)
         dtype = self.params[0].dtype
         rate = self._to_device(lr) if lr.device.type == "cpu" else lr
         rate = rate.to(dtype)

@@ -397,6 +397,13 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and plain_rows
                            and trace is None, cuda_graph is True and cuda, S, B, dev, counted=source)
 
+    @torch.no_grad()
+    def update_ema(rows: Tensor) -> None:
+        """The generator EMA's step (dynamics.optim.ema_step) of the rows in the device mask ``rows``, in place."""
+        for e, p in zip(ema, G):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            e.copy_(ema_step(e, p, ema_beta_dev.view(shape), rows.view(shape)))
+
     def plain_step(x: Tensor, z: Tensor, n: Tensor | None) -> None:
         """One D and one G update of every row, all on the device (what the CUDA graph captures)."""
         fake = mlp_forward(GENERATOR, G, z)
@@ -407,11 +414,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         lg = plain.detach()
         opt_g.step_all_on_device(torch.autograd.grad(total.sum(), G), graphed.lr, graphed.steps_g)
         if any_ema:
-            with torch.no_grad():
-                for e, p in zip(ema, G):
-                    shape = (-1,) + (1,) * (p.dim() - 1)
-                    beta = ema_beta_dev.view(shape)
-                    e.copy_(ema_step(e, p, beta, has_ema_dev.view(shape)))
+            update_ema(has_ema_dev)
         finite = torch.isfinite(ld) & torch.isfinite(lg)
         sum_d.add_(torch.where(finite, ld.double(), 0))
         sum_g.add_(torch.where(finite, lg.double(), 0))
@@ -495,12 +498,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 g_updates += mask.long()
                 if not any_ema:
                     continue
-                with torch.no_grad():
-                    upd = to_dev(mask & has_ema)
-                    for e, p in zip(ema, G):
-                        shape = (-1,) + (1,) * (p.dim() - 1)
-                        beta = ema_beta_dev.view(shape)
-                        e.copy_(ema_step(e, p, beta, upd.view(shape)))
+                update_ema(to_dev(mask & has_ema))
 
             finite = torch.isfinite(ld) & torch.isfinite(lg)
             sum_d += torch.where(finite, ld.double(), 0)

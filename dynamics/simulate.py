@@ -28,11 +28,12 @@ from gcann.errors import GcannError
 
 from .dirac import DiracGAN
 from .objectives import HP
+from .optim import RULES, RowOptimiser, ema_step
 
 Tensor = torch.Tensor
 
 SCHEMES = ("ode", "simgd", "altgd")
-OPTIMISERS = ("sgd", "adam", "rmsprop")
+OPTIMISERS = RULES  # dynamics.optim's rules
 ODE_METHODS = ("rk4", "dopri5")
 
 
@@ -124,7 +125,7 @@ def check_memory(n_records: int, B: int, width: int, itemsize: int, copies: int,
 
 
 # --------------------------------------------------------------------------- #
-# Optimisers (PyTorch's update rules, vectorised over rows, per-row learning rates)
+# Optimisers: the rules of dynamics.optim.RowOptimiser (PyTorch's, per-row rates, counts and masks)
 # --------------------------------------------------------------------------- #
 @dataclass
 class OptimiserSpec:
@@ -146,29 +147,11 @@ class OptimiserSpec:
         if not self.eps > 0:
             raise SimulationError(f"eps must be > 0, got {self.eps}")
 
-    def init(self, p: Tensor) -> dict:
-        return {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p)}
-
-    def step(self, p: Tensor, g: Tensor, lr: Tensor, st: dict) -> Tensor:
-        """One update of parameters ``p`` (B, n) with gradient ``g``; ``lr`` is (B, 1)."""
-        st["t"] = st["t"] + 1  # an int, or a (B, 1) tensor of per-row counts once a masked step has run
-        if self.name == "sgd":
-            if self.momentum:
-                if isinstance(st["t"], Tensor):
-                    st["m"] = torch.where(st["t"] == 1, g, self.momentum * st["m"] + g)
-                else:
-                    st["m"] = g.clone() if st["t"] == 1 else self.momentum * st["m"] + g
-                g = st["m"]
-            return p - lr * g
-        if self.name == "adam":
-            b1, b2 = self.betas
-            st["m"] = b1 * st["m"] + (1 - b1) * g
-            st["v"] = b2 * st["v"] + (1 - b2) * g * g
-            mhat = st["m"] / (1 - _powers(b1, st["t"]))
-            vhat = st["v"] / (1 - _powers(b2, st["t"]))
-            return p - lr * mhat / (vhat.sqrt() + self.eps)
-        st["v"] = self.alpha * st["v"] + (1 - self.alpha) * g * g  # rmsprop
-        return p - lr * g / (st["v"].sqrt() + self.eps)
+    def init(self, p: Tensor) -> RowOptimiser:
+        """This rule's optimiser of the rows of ``p`` (B, n): the shared :class:`dynamics.optim.RowOptimiser`
+        in its multi-tensor form (a row's update does not depend on the other rows)."""
+        return RowOptimiser([p], self.name, betas=self.betas, momentum=self.momentum, alpha=self.alpha,
+                            eps=self.eps, fused=False)
 
 
 # --------------------------------------------------------------------------- #
@@ -247,38 +230,7 @@ def simulate(
     return _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, record_every, compiled, progress)
 
 
-_POWERS: dict[float, list[float]] = {}
-
-
-def _powers(beta: float, t):
-    """``beta ** t`` for an int ``t``, or per row for a tensor of counts, each power the same float64 that Python's
-    ``beta ** t`` gives (a cached table indexed by the counts)."""
-    if not isinstance(t, Tensor):
-        return beta ** t
-    table = _POWERS.setdefault(beta, [1.0])
-    top = int(t.max())
-    while len(table) <= top:
-        table.append(beta ** len(table))
-    return torch.tensor(table, dtype=torch.float64, device=t.device)[t]
-
-
-def masked_step(spec: "OptimiserSpec", p: Tensor, g: Tensor, lr: Tensor, st: dict, mask: Tensor | None) -> Tensor:
-    """``spec.step`` for the rows in ``mask`` only: the other rows (a paused player) keep
-    their parameters and their optimiser state, their step count included (Adam's bias
-    correction counts each row's own updates: the count becomes a per-row tensor)."""
-    if mask is None:
-        return spec.step(p, g, lr, st)
-    if not isinstance(st["t"], Tensor):
-        st["t"] = torch.full((p.shape[0], 1), st["t"], dtype=torch.int64, device=p.device)
-    old = {k: st[k] for k in ("t", "m", "v")}
-    new = spec.step(p, g, lr, st)
-    m = mask[:, None]
-    for k, v in old.items():
-        st[k] = torch.where(m, st[k], v)
-    return torch.where(m, new, p)
-
-
-def gd_round(game: DiracGAN, z: Tensor, hp, scheme: str, spec: OptimiserSpec, opt_g: dict, opt_d: dict,
+def gd_round(game: DiracGAN, z: Tensor, hp, scheme: str, opt_g: RowOptimiser, opt_d: RowOptimiser,
              lr_d: Tensor, lr_g: Tensor, n_d: int = 1, n_g: int = 1,
              train_d: Tensor | None = None, train_g: Tensor | None = None) -> Tensor:
     """One round of discrete training from state ``z``: a simultaneous update, or ``n_d``
@@ -289,16 +241,16 @@ def gd_round(game: DiracGAN, z: Tensor, hp, scheme: str, spec: OptimiserSpec, op
     n = game.dim
     if scheme == "simgd":
         v = game.field(z, hp)
-        theta = masked_step(spec, z[:, :n], -v[:, :n], lr_g, opt_g, train_g)
-        psi = masked_step(spec, z[:, n:], -v[:, n:], lr_d, opt_d, train_d)
+        theta = opt_g.stepped(z[:, :n], -v[:, :n], lr_g, train_g)
+        psi = opt_d.stepped(z[:, n:], -v[:, n:], lr_d, train_d)
         return game.project(torch.cat([theta, psi], dim=1), hp)
     for _ in range(n_d):
         v = game.field(z, hp)
-        psi = masked_step(spec, z[:, n:], -v[:, n:], lr_d, opt_d, train_d)
+        psi = opt_d.stepped(z[:, n:], -v[:, n:], lr_d, train_d)
         z = game.project(torch.cat([z[:, :n], psi], dim=1), hp)
     for _ in range(n_g):
         v = game.field(z, hp)
-        theta = masked_step(spec, z[:, :n], -v[:, :n], lr_g, opt_g, train_g)
+        theta = opt_g.stepped(z[:, :n], -v[:, :n], lr_g, train_g)
         z = torch.cat([theta, z[:, n:]], dim=1)
     return z
 
@@ -325,7 +277,7 @@ def _discrete(game, z0, hp, scheme, steps, lr_d, lr_g, spec, n_d, n_g, beta, rec
             if progress is not None:
                 progress(k)
     for k in range(k + 1, steps + 1):
-        z = gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lr_d_t, lr_g_t, n_d, n_g)
+        z = gd_round(game, z, hp, scheme, opt_g, opt_d, lr_d_t, lr_g_t, n_d, n_g)
         if bcol is not None:
             e = ema_step(e, z, bcol)
         if k % record_every == 0:
@@ -367,7 +319,7 @@ def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, 
         zs, es = [], []
         b = beta[:, None]
         for k in range(1, K + 1):
-            z = gd_round(game, z, hpb, scheme, spec, st_g, st_d, lr_d, lr_g, n_d, n_g)
+            z = gd_round(game, z, hpb, scheme, st_g, st_d, lr_d, lr_g, n_d, n_g)
             e = ema_step(e, z, b)
             if k % record_every == 0:
                 zs.append(z)
@@ -387,14 +339,6 @@ def compile_rounds(game: DiracGAN, hp, scheme: str, n_d: int, n_g: int, K: int, 
 # --------------------------------------------------------------------------- #
 # EMA of iterates
 # --------------------------------------------------------------------------- #
-def ema_step(avg: Tensor, new: Tensor, beta, mask: Tensor | None = None) -> Tensor:
-    """One step of an exponential moving average, ``β·avg + (1 − β)·new`` (``beta`` a scalar or a tensor that
-    broadcasts, one value per row); rows outside ``mask`` keep ``avg``.  The one definition the Dirac
-    simulators and the ring study's generator EMA use."""
-    out = beta * avg + (1 - beta) * new
-    return out if mask is None else torch.where(mask, out, avg)
-
-
 def ema(z: Tensor, beta) -> Tensor:
     """EMA along the first (time) axis: e₀ = z₀, e_k = β e_{k−1} + (1 − β) z_k.
 

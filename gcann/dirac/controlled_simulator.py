@@ -24,7 +24,8 @@ from typing import Iterable, Sequence
 import torch
 
 from dynamics.dirac import DiracGAN
-from dynamics.simulate import OptimiserSpec, ema_step, SimulationError, Trajectory, check_initial, gd_round
+from dynamics.optim import ema_step
+from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round
 from gcann.control import Controller, ControlRows, event_record, make_controller
 from gcann.controller import Event, GCANNConfig
 
@@ -240,17 +241,17 @@ def simulate_controlled(
             exd, exg = torch.zeros_like(exd), torch.zeros_like(exg)
         lrd_c, lrg_c = lrd[:, None], lrg[:, None]
 
-        z = guard(gd_round(game, z, hp, scheme, spec, opt_g, opt_d, lrd_c, lrg_c, 1, 1, trd, trg), z, k)
+        z = guard(gd_round(game, z, hp, scheme, opt_g, opt_d, lrd_c, lrg_c, 1, 1, trd, trg), z, k)
         for j in range(int(exd.max())):  # catch-up: extra D updates
             m = (exd > j) & ~dead
             if not bool(m.any()):
                 break
-            z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 1, 0, train_d=m), z, k)
+            z = guard(gd_round(game, z, hp, "altgd", opt_g, opt_d, lrd_c, lrg_c, 1, 0, train_d=m), z, k)
         for j in range(int(exg.max())):  # catch-up: extra G updates
             m = (exg > j) & ~dead
             if not bool(m.any()):
                 break
-            z = guard(gd_round(game, z, hp, "altgd", spec, opt_g, opt_d, lrd_c, lrg_c, 0, 1, train_g=m), z, k)
+            z = guard(gd_round(game, z, hp, "altgd", opt_g, opt_d, lrd_c, lrg_c, 0, 1, train_g=m), z, k)
         if beta is not None:
             e = ema_step(e, z, beta)
         if (k + 1) % record_every == 0:

@@ -12,7 +12,7 @@ controller, ``docs/training.md``, with ``lag = 1``):
 3. round ``r = 0, 1, ...``: D updates of the rows with ``d_steps > r``; round 0 on
    the step's batch and fakes, later rounds (catch-up bursts) on fresh batches
    drawn by those rows only; a row masked out keeps its weights and its Adam
-   state (:class:`~gcann.ring.models.MaskedAdam`);
+   state (:class:`dynamics.optim.RowOptimiser`);
 4. the same for G (round 0 on the step's fakes, after D's update), then the EMA
    of the rows that have one, after each of their G updates;
 5. the plain GAN losses of round 0 (before the update; computed for every row,
@@ -52,18 +52,19 @@ import torch
 from torch import Tensor
 
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
-from dynamics.simulate import ema_step
+from dynamics.optim import RowOptimiser, ema_step
 from gcann.control import CONTROLLERS, ControlRows, make_controller
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import GCANNConfig
 from gcann.diversity import diversity_term
 from gcann.fileio import atomic_write
+from gcann.state import CheckpointError, load_state, save_state
 from gcann.metrics.toy import TOY_EVAL_SAMPLES, toy_mode_metrics
 from gcann.presets import preset
 
 from .data import (BATCH_SIZE, FORMS, N_TRAIN, RingError, SeedStreams, SourceStreams, data_generator, dataset_modes,
                    eval_generator, knob_generator, noise_generator, source_pools)
-from .models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward, select
+from .models import DISCRIMINATOR, GENERATOR, init_mlp, mlp_forward, select
 
 __all__ = ["LR", "BETAS", "R1_GAMMA", "EMA_BETA", "RingSetting", "RingRun", "StateError", "ring_gcann_config",
            "train_ring", "generate", "evaluate_run"]
@@ -251,7 +252,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     for p in G + D:
         p.requires_grad_(True)
     ema = [p.detach().clone() for p in G]
-    opt_d, opt_g = MaskedAdam(D, betas, uniform_fused=fused_adam), MaskedAdam(G, betas, uniform_fused=fused_adam)
+    opt_d, opt_g = (RowOptimiser(P, "adam", betas=betas, uniform_fused=fused_adam) for P in (D, G))
     chosen = dict(controller_settings or {})
     unknown = sorted(set(chosen) - set(CONTROLLERS))
     if unknown:
@@ -396,6 +397,13 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and plain_rows
                            and trace is None, cuda_graph is True and cuda, S, B, dev, counted=source)
 
+    @torch.no_grad()
+    def update_ema(rows: Tensor) -> None:
+        """The generator EMA's step (dynamics.optim.ema_step) of the rows in the device mask ``rows``, in place."""
+        for e, p in zip(ema, G):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            e.copy_(ema_step(e, p, ema_beta_dev.view(shape), rows.view(shape)))
+
     def plain_step(x: Tensor, z: Tensor, n: Tensor | None) -> None:
         """One D and one G update of every row, all on the device (what the CUDA graph captures)."""
         fake = mlp_forward(GENERATOR, G, z)
@@ -406,11 +414,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         lg = plain.detach()
         opt_g.step_all_on_device(torch.autograd.grad(total.sum(), G), graphed.lr, graphed.steps_g)
         if any_ema:
-            with torch.no_grad():
-                for e, p in zip(ema, G):
-                    shape = (-1,) + (1,) * (p.dim() - 1)
-                    beta = ema_beta_dev.view(shape)
-                    e.copy_(ema_step(e, p, beta, has_ema_dev.view(shape)))
+            update_ema(has_ema_dev)
         finite = torch.isfinite(ld) & torch.isfinite(lg)
         sum_d.add_(torch.where(finite, ld.double(), 0))
         sum_g.add_(torch.where(finite, lg.double(), 0))
@@ -494,12 +498,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 g_updates += mask.long()
                 if not any_ema:
                     continue
-                with torch.no_grad():
-                    upd = to_dev(mask & has_ema)
-                    for e, p in zip(ema, G):
-                        shape = (-1,) + (1,) * (p.dim() - 1)
-                        beta = ema_beta_dev.view(shape)
-                        e.copy_(ema_step(e, p, beta, upd.view(shape)))
+                update_ema(to_dev(mask & has_ema))
 
             finite = torch.isfinite(ld) & torch.isfinite(lg)
             sum_d += torch.where(finite, ld.double(), 0)
@@ -566,7 +565,7 @@ class _GraphedStep:
             self.n = torch.zeros(S, dtype=torch.long, device=dev) if counted else None
         self.graph, self.calls = None, 0
 
-    def prepare(self, lr: Tensor, opt_d: MaskedAdam, opt_g: MaskedAdam) -> None:
+    def prepare(self, lr: Tensor, opt_d: RowOptimiser, opt_g: RowOptimiser) -> None:
         self.lr = lr.to(self.dev)
         self.steps_d, self.steps_g = opt_d.steps.to(self.dev, copy=True), opt_g.steps.to(self.dev, copy=True)
 
@@ -596,11 +595,12 @@ class _GraphedStep:
         self.calls += 1
 
 
-class StateError(RingError):
-    """A saved ring state that cannot be resumed here (unreadable, or saved by another configuration)."""
+#: the one error class of saved states (gcann.state), under the ring's name
+StateError = CheckpointError
 
-
-_STATE_VERSION = 4   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state
+_STATE_KIND = "ring-state"
+_STATE_VERSION = 5   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state;
+                     # 5: written by gcann.state (a kind and a format), the optimisers' own state_dict
 _RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "knobs", "time_control")
 
 
@@ -612,12 +612,14 @@ _TENSOR_PARTS = ("G", "D", "ema", "counts")   # lists of tensors, restored in pl
 
 
 def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: int, elapsed: float) -> None:
-    """The whole state of a ring run after ``steps`` main steps, written atomically (CPU tensors)."""
+    """The whole state of a ring run after ``steps`` main steps, written by :func:`gcann.state.save_state`
+    (CPU tensors)."""
     def cpu(ts):
         return [x.detach().cpu().clone() for x in ts]
 
-    state = {"version": _STATE_VERSION, "identity": identity, "steps": steps, "elapsed": elapsed,
+    state = {"identity": identity, "steps": steps, "elapsed": elapsed,
              **{name: cpu(parts[name]) for name in _TENSOR_PARTS},
+             "adam_d": parts["adam_d"].state_dict(), "adam_g": parts["adam_g"].state_dict(),
              "stream": parts["stream"].state_dict(), "controls": parts["controls"].state_dict(),
              "buffers": None if parts["buffers"] is None else parts["buffers"].state_dict(),
              "knob_gens": [g.get_state() for g in parts["knob_gens"]],
@@ -628,37 +630,22 @@ def _save_state(path: Path, identity: dict, parts: dict, run: RingRun, steps: in
     with open(ev, "a", encoding="utf-8") as f:      # only the events since the last save; a line beyond the
         for e in run.events[done:]:                  # state's count (a crash between the two) is cut on resume
             f.write(json.dumps(e) + "\n")
-    for name in ("adam_d", "adam_g"):
-        opt = parts[name]
-        state[name] = {"exp_avg": cpu(opt.exp_avg), "exp_avg_sq": cpu(opt.exp_avg_sq), "steps": opt.steps.clone()}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    save_state(path, _STATE_KIND, _STATE_VERSION, state)
 
 
 def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_steps: int) -> tuple[int, float]:
     """Restore a state written by :func:`_save_state` into this run's objects; ``(steps done, seconds)``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise StateError(f"cannot read the ring state {path}: {type(e).__name__}: {str(e).splitlines()[0][:120]}; "
-                         f"delete it to start afresh") from None
-    if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-        raise StateError(f"{path} is not a ring state of this version; delete it to start afresh")
-    saved = state["identity"]
-    for key, value in identity.items():
-        if saved.get(key) != value:
-            raise StateError(f"{path} was saved by a run with another {key!r} ({_brief(saved.get(key))} here "
-                             f"{_brief(value)}); resume with the same arguments, or delete it to start afresh")
+    state = load_state(path, _STATE_KIND, _STATE_VERSION, what="ring state", fix="delete it to start afresh",
+                       identity=identity)
     if state["steps"] > total_steps:
         raise StateError(f"{path} holds {state['steps']} steps, more than this run's {total_steps}; "
                          f"ask for at least as many epochs")
     with torch.no_grad():
-        pairs = [(parts[name], state[name]) for name in _TENSOR_PARTS]
-        for name in ("adam_d", "adam_g"):
-            opt, st = parts[name], state[name]
-            pairs += [(opt.exp_avg, st["exp_avg"]), (opt.exp_avg_sq, st["exp_avg_sq"]), ([opt.steps], [st["steps"]])]
-        for mine, saved_ones in pairs:
-            for p, q in zip(mine, saved_ones):
+        for name in _TENSOR_PARTS:
+            for p, q in zip(parts[name], state[name]):
                 p.copy_(q)
+    for name in ("adam_d", "adam_g"):
+        parts[name].load_state_dict(state[name])
     parts["stream"].load_state_dict(state["stream"])
     parts["controls"].load_state_dict(state["controls"])
     if parts["buffers"] is not None:
@@ -676,11 +663,6 @@ def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_ste
     if len(lines) > n_events:                        # written after the state (a crash between the two)
         atomic_write(ev, lambda tmp: Path(tmp).write_text("".join(x + "\n" for x in lines[:n_events])))
     return state["steps"], state["elapsed"]
-
-
-def _brief(value) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:

@@ -5,9 +5,9 @@ networks, the generator EMA, both optimisers, the controller, the data
 stream's position and every random state (the run's own generators and the
 global torch, CUDA, NumPy and Python states), plus the losses measured but not
 yet observed by the controller (see :mod:`gcann.train.loop`). It is written
-to a temporary file and renamed into place (:func:`gcann.fileio.atomic_write`),
-so a kill during the write leaves the previous checkpoint intact and no
-partial file under a checkpoint's name.
+and read through :mod:`gcann.state` (the ring study's state files too): to a
+temporary file renamed into place, so a kill during the write leaves the
+previous checkpoint intact and no partial file under a checkpoint's name.
 """
 from __future__ import annotations
 
@@ -19,18 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from gcann.errors import GcannError
-from gcann.fileio import atomic_write
+from gcann.state import CheckpointError, load_state, save_state
 
 __all__ = ["CheckpointError", "find_checkpoints", "latest_checkpoint", "load_checkpoint", "load_generator",
            "save_checkpoint"]
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 FORMAT = 1
-
-
-class CheckpointError(GcannError, ValueError):
-    """A checkpoint or run folder cannot be used (one line)."""
+KIND = "checkpoint"
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -60,8 +56,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
 
 def save_checkpoint(path: Path, state: dict[str, Any], keep: int | None = None) -> Path:
     """Write ``state`` atomically to ``path``; then keep only the newest ``keep`` checkpoints beside it."""
-    state = {"format": FORMAT, **state}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    save_state(path, KIND, FORMAT, state)
     if keep is not None:
         for old in find_checkpoints(path.parent.parent)[:-keep]:
             old.unlink(missing_ok=True)
@@ -73,14 +68,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if path.is_dir():
         path = latest_checkpoint(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a gcann checkpoint (format {FORMAT})")
+    state = load_state(path, KIND, FORMAT, what="checkpoint", map_location=map_location,
+                       fix="use another checkpoint (a run folder's checkpoints/step_*.pt)")
     state["path"] = str(path)
     return state
 

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dynamics.optim import ema_step_
 from gcann.adapter import set_lr
 from gcann.control import Controller, ControlRows, Plan, make_controller
 from gcann.control.buffers import SampleBuffers
@@ -602,8 +603,7 @@ class Trainer:
             return
         beta = self.cfg.ema if self.step >= self.cfg.ema_start else 0.0
         with torch.no_grad():
-            ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
-            torch._foreach_lerp_(ema_p, p, 1.0 - beta)
+            ema_step_(list(self.G_ema.parameters()), list(self.G.parameters()), beta)
             for eb, b in zip(self.G_ema.buffers(), self.G.buffers()):
                 eb.copy_(b)
 

@@ -17,7 +17,8 @@ from gcann.controller import GCANNConfig, GCANNController
 from gcann.metrics.toy import ring_modes
 from gcann.ring import RingSetting, ring_gcann_config, train_ring
 from gcann.ring.data import SeedStreams, SourceStreams, data_generator, noise_generator, source_pools
-from gcann.ring.models import DISCRIMINATOR, GENERATOR, MaskedAdam, init_mlp, mlp_forward
+from dynamics.optim import RowOptimiser
+from gcann.ring.models import DISCRIMINATOR, GENERATOR, init_mlp, mlp_forward
 from gcann.ring.train import StateError
 
 SMALL = dict(n_train=512, curve_every=0, form="exact")
@@ -100,8 +101,7 @@ def test_masked_adam_equals_torch_adam_and_leaves_masked_seeds_untouched(per_see
     params = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
     ref = [p[0].clone().requires_grad_(True) for p in params]
     torch_adam = torch.optim.Adam(ref, lr=1e-2, betas=(0.9, 0.99), foreach=False)
-    opt = MaskedAdam(params, betas=(0.9, 0.99))
-    opt.per_seed_fused = per_seed_fused
+    opt = RowOptimiser(params, "adam", betas=(0.9, 0.99), fused=per_seed_fused)
     frozen = [p[1].clone() for p in params]
     lr = torch.tensor([1e-2, 1e-2, 3e-2])
     for t in range(6):
@@ -129,8 +129,7 @@ def test_the_gpu_multi_tensor_adam_paths_agree_with_each_other_and_torch_adam():
     runs = []
     for kind in ("step", "device", "masked"):
         params = [p.clone() for p in base]
-        opt = MaskedAdam(params, betas=(0.9, 0.99))
-        opt.per_seed_fused = False
+        opt = RowOptimiser(params, "adam", betas=(0.9, 0.99), fused=False)
         steps = torch.zeros(3, dtype=torch.long)
         gen = torch.Generator().manual_seed(5)
         for _ in range(5):
@@ -165,7 +164,7 @@ def test_masked_adam_on_the_cpu_is_torch_adams_fused_kernel_bit_for_bit():
     lr = torch.tensor([1e-3, 2e-3, 5e-4, 1e-3], dtype=torch.float64)
     refs = [[p[k].clone().requires_grad_(True) for p in params] for k in range(4)]
     adams = [torch.optim.Adam(r, lr=float(lr[k]), betas=(0.9, 0.99), fused=True) for k, r in enumerate(refs)]
-    opt = MaskedAdam(params, betas=(0.9, 0.99))
+    opt = RowOptimiser(params, "adam", betas=(0.9, 0.99))
     for t in range(7):
         grads = [torch.randn_like(p) for p in params]
         mask = torch.tensor([True, t % 3 != 1, False, t % 2 == 0])

@@ -109,6 +109,40 @@ def test_the_fused_cpu_adam_is_torch_adams_fused_kernel_bit_for_bit_per_row():
     assert all(torch.equal(params[0][k], refs[k].detach()) for k in range(3))
 
 
+@pytest.mark.parametrize("pattern", ["all", "pairs", "mixed"])
+@pytest.mark.parametrize("device_side", [False, True])
+def test_grouped_fused_calls_give_each_row_its_lone_fused_adam_bits(pattern, device_side):
+    """The CPU step updates the rows that share a rate and a count in one fused call (all rows at once when
+    they all do): every row still equals a lone torch.optim.Adam(fused=True) on its own tensors exactly,
+    through ``step`` with masks and through ``step_all_on_device``."""
+    torch.manual_seed(3)
+    n = 6
+    params = [torch.randn(n, 5, 9), torch.randn(n, 1, 9)]
+    rates = {"all": [1e-3] * n, "pairs": [1e-3, 1e-3, 2e-3, 2e-3, 5e-4, 5e-4],
+             "mixed": [1e-3, 2e-3, 1e-3, 1e-3, 3e-3, 2e-3]}[pattern]
+    lr = torch.tensor(rates, dtype=torch.float64)
+    refs = [[p[k].clone().requires_grad_(True) for p in params] for k in range(n)]
+    adams = [torch.optim.Adam(r, lr=rates[k], betas=(0.9, 0.99), fused=True) for k, r in enumerate(refs)]
+    opt = RowOptimiser(params, "adam", betas=(0.9, 0.99))
+    counts = torch.zeros(n, dtype=torch.long)
+    for t in range(6):
+        grads = [torch.randn_like(p) for p in params]
+        if device_side:
+            mask = torch.ones(n, dtype=torch.bool)
+            opt.step_all_on_device(grads, lr, counts)
+        else:
+            mask = torch.ones(n, dtype=torch.bool) if pattern != "mixed" or t < 2 else torch.rand(n) < 0.6
+            opt.step(grads, lr, mask)
+        for k in mask.nonzero().flatten().tolist():
+            for r, g in zip(refs[k], grads):
+                r.grad = g[k].clone()
+            adams[k].step()
+    for k in range(n):
+        assert all(torch.equal(p[k], r.detach()) for p, r in zip(params, refs[k])), k
+        done = int(adams[k].state[refs[k][0]]["step"])
+        assert int(counts[k] if device_side else opt.steps[k]) == done
+
+
 def test_a_paused_row_keeps_its_adam_step_count():
     """A paused row's bias correction does not advance: its first update after a pause is a fresh Adam's."""
     opt = OptimiserSpec("adam", betas=(0.9, 0.999)).init(torch.zeros(2, 1, dtype=torch.float64))

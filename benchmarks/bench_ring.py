@@ -128,6 +128,8 @@ def main() -> None:
     if floor is not None:
         lines.insert(7, f"  batched step against the floor: {flops / rate * n / step_b:.0%} of the matmul floor's speed, "
                         f"{step_l / step_b / (step_l / n / (flops / rate)):.0%} of the largest ratio (goal >= 90 %)")
+    if floor is not None:
+        lines[8:8] = step_breakdown(plain, n, steps, dev, a.form, floor)
     if a.profile:
         lines += profile_step(plain, n, steps, dev, a.form)
     if a.study_epochs:
@@ -183,6 +185,41 @@ def profile_step(setting, n: int, steps: int, dev: torch.device, form: str, top:
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=48)
     return [f"profile of {steps} batched steps of {n} seeds (set-up included), by {key}:", *table.splitlines()]
+
+
+def step_breakdown(setting, n: int, steps: int, dev: torch.device, form: str, floor: tuple[float, float]) -> list[str]:
+    """Where a batched CPU step's time goes (torch.profiler's own time of each operator over ``steps`` steps,
+    set-up left out by timing a call of 1 step and subtracting it): the matmuls, at what share of the
+    floor's rate, Adam's fused kernel, and everything else; the reason the step stands where it does."""
+    from torch.profiler import ProfilerActivity, profile
+
+    kw = dict(n_train=128, curve_every=0, device=dev, form=form)
+    train_ring([setting] * n, list(range(n)), epochs=2, **kw)                      # warm-up
+
+    def parts(epochs):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t = time.perf_counter()
+            train_ring([setting] * n, list(range(n)), epochs=epochs, **kw)
+            wall = time.perf_counter() - t
+        got = {"matmul": 0.0, "adam": 0.0, "init": 0.0}
+        for e in prof.key_averages():
+            key = ("matmul" if e.key in ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm") else
+                   "adam" if e.key == "aten::_fused_adam_" else "init" if e.key == "aten::uniform_" else None)
+            if key:
+                got[key] += e.self_cpu_time_total / 1e6
+        return wall, got
+    w1, p1 = parts(1)
+    wk, pk = parts(1 + steps)
+    per = {k: (pk[k] - p1[k]) / steps for k in pk}
+    wall = (wk - w1) / steps
+    flops, rate = floor
+    mm_rate = flops * n / per["matmul"]
+    rest = wall - per["matmul"] - per["adam"]
+    return [f"  where a batched step goes (profiled, {steps} steps, set-up subtracted): {1e3 * wall:.1f} ms/step under "
+            f"the profiler = matmuls {1e3 * per['matmul']:.1f} ms ({mm_rate / 1e9:.0f} GFLOP/s, {mm_rate / rate:.0%} "
+            f"of the floor's rate) + Adam's fused kernel {1e3 * per['adam']:.1f} ms + the rest (activations and "
+            f"their gradients, losses, data, Python) {1e3 * rest:.1f} ms; the matmuls alone are "
+            f"{flops * n / rate / per['matmul']:.0%} of the floor's speed"]
 
 
 def matmul_floor(n: int, dev: torch.device, reps: int = 5) -> tuple[float, float]:

@@ -53,9 +53,11 @@ DEFAULT_CONTROLLERS = ("none", "gcann")
 RING_CONTROLLERS = ("none", "gcann", "ttur", "gap")
 RING_OBJECTIVE = "ns(1,1)"   # the non-saturating GAN, DCGAN's objective
 
-#: seconds per training step measured on the 2-core CPU this was sized on (shared with other jobs), per run
-#: overheads (start, checkpoint, sample grid, evaluation), and the ring's seconds per epoch per row
-STEP_SECONDS = {"mnist5k": 0.12, "fashion": 0.13, "biped": 1.1}
+#: seconds per training step on the 2-core CPU this was sized on (measured with other jobs on it: MNIST-5k and
+#: Fashion-MNIST at width 32, batch 64, 0.055-0.13 s; the biped at width 16, batch 32, 1.9-2.3 s at a load of
+#: 5-6, about 1 s alone), per-run overheads (start, the dataset, checkpoint, sample grid, evaluation: 2-15 s
+#: measured), and the ring's seconds per epoch per row
+STEP_SECONDS = {"mnist5k": 0.12, "fashion": 0.13, "biped": 1.3}
 RUN_OVERHEAD_S = {"mnist5k": 20.0, "fashion": 25.0, "biped": 30.0}
 RING_EPOCH_ROW_S = 2.3      # 281 ms per step for 48 rows, 391 steps per epoch (README's 8 x 20 CPU study)
 
@@ -65,12 +67,12 @@ _IMG_CPU = dict(width_g=32, width_d=32, batch_size=64, log_every=5, sample_every
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
         "ring": {"seeds": 8, "epochs": 5, "eval_samples": 25_000, "curve_every": 1, "curve_samples": 2_500},
-        "mnist5k": {"preset": "mnist5k-demo", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 500},
+        "mnist5k": {"preset": "mnist5k-demo", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 400},
                     "metrics": "fd_domain,kid_domain,pairwise", "num_samples": 1000},
-        "fashion": {"preset": "fashion-dcgan", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 500},
+        "fashion": {"preset": "fashion-dcgan", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 400},
                     "metrics": "fd_domain,kid_domain,pairwise", "num_samples": 1000},
         "biped": {"preset": "biped3d-dcgan", "seeds": 3,
-                  "overrides": dict(width_g=16, width_d=16, batch_size=32, max_steps=80, log_every=2,
+                  "overrides": dict(width_g=16, width_d=16, batch_size=32, max_steps=60, log_every=2,
                                     sample_every=10**6, ckpt_every=10**6, keep_checkpoints=1, device="cpu",
                                     progress_seconds=0.0),
                   "metrics": "chamfer,pairwise_iou,pairwise", "num_samples": 64},

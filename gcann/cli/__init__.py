@@ -3,6 +3,7 @@
 * ``gcann dirac ...``  the Dirac-GAN testbed (:mod:`gcann.cli.dirac`)
 * ``gcann train``, ``gcann sample``  training runs (:mod:`gcann.cli.train`)
 * ``gcann sweep``  many runs through submitit (:mod:`gcann.cli.sweep`)
+* ``gcann report``, ``gcann verdict``  multi-seed reports and the verdict on GCANN's claims
 
 User mistakes (any :class:`gcann.errors.GcannError`, or a click usage error) are
 reported here, once, as one line on stderr (``gcann: error: ...``) with exit status 2
@@ -23,6 +24,7 @@ from . import train as _train
 from .dirac import dirac
 from .report import report
 from .ring import ring
+from .verdict import verdict
 
 __all__ = ["UserError", "cli", "main"]
 
@@ -40,6 +42,7 @@ _train.register(cli)
 cli.add_command(_metrics.fid)
 cli.add_command(_metrics.eval_run)
 cli.add_command(report)
+cli.add_command(verdict)
 
 
 def main(argv: list[str] | None = None) -> int:

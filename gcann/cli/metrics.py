@@ -21,8 +21,6 @@ from .common import UserError, atomic_write
 __all__ = ["eval_run", "fid"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-DEFAULT_METRICS = {"image": "fid,kid,is,pairwise,pairwise_inception",
-                   "voxel": "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer"}
 
 
 def _enough(path: Path, n: int, net) -> None:
@@ -151,13 +149,6 @@ def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, dev
     click.echo(json.dumps({"fid": value}) if as_json else f"FID: {value}")
 
 
-def _parse_metrics(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise UserError("--metrics is empty")
-    return names
-
-
 _INCEPTION_ON_GENERATED = ("fid", "kid", "pairwise_inception")
 
 
@@ -254,9 +245,7 @@ def eval_run(source: str, metric_names: str | None, num_samples: int | None, num
     """
     import time
 
-    from gcann.data import build_dataset
-    from gcann.metrics import EvalContext, check_metrics, compute_metrics
-    from gcann.train.checkpoint import load_generator
+    from gcann.metrics.evaluate import eval_record, prepare_eval
 
     from .common import progress_bar
 
@@ -264,21 +253,9 @@ def eval_run(source: str, metric_names: str | None, num_samples: int | None, num
     device = _device(device)
     if not Path(source).exists():
         raise UserError(f"{source} does not exist")
-    G, info = load_generator(source, ema=not no_ema, device=device)
-    names = _parse_metrics(metric_names or DEFAULT_METRICS[info["kind"]])
-    check_metrics(names, info["kind"], num_samples)
-    ds = build_dataset(info["dataset"], data_root or info["data_root"], resolution=info["resolution"])
-    gen = torch.Generator().manual_seed(seed)
-
-    def sample(n: int) -> torch.Tensor:
-        z = torch.randn(n, info["nz"], generator=gen).to(device)
-        with torch.no_grad():
-            return G(z)
-
-    ctx = EvalContext(sample=sample, kind=info["kind"], reals=getattr(ds, "data", None),
-                      dataset_key=getattr(ds, "key", None), device=torch.device(device), num_samples=num_samples,
-                      options={"dataset": ds, "fid_weights": fid_weights, "is_weights": is_weights,
-                               "num_real": num_real, "batch_size": batch_size})
+    names, ctx, G, info = prepare_eval(source, metrics=metric_names, num_samples=num_samples, num_real=num_real,
+                                       fid_weights=fid_weights, is_weights=is_weights, data_root=data_root,
+                                       ema=not no_ema, seed=seed, batch_size=batch_size, device=device)
     total = _announce(names, ctx, G, info, device, quiet)
     with progress_bar(max(total, 1), "eval (images through Inception)", quiet or total == 0, "img") as update:
         done = [0]
@@ -288,11 +265,9 @@ def eval_run(source: str, metric_names: str | None, num_samples: int | None, num
             update(min(done[0], total))
 
         ctx.options["progress"] = progress
-        result = compute_metrics(names, ctx)
-    record = {"checkpoint": info.get("path", str(source)), "step": info["step"], "kind": info["kind"],
-              "dataset": info["dataset"], "ema": info.get("ema", not no_ema), "seed": seed,
-              "num_samples": num_samples, "metrics": result,
-              "seconds": round(time.perf_counter() - t_start, 2)}
+        record = eval_record(names, ctx, info, t_start)
+    record["checkpoint"] = info.get("path", str(source))
+    result = record["metrics"]
     text = json.dumps(record)
     if out is not None:
         atomic_write(out, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))

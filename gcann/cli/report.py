@@ -22,7 +22,15 @@ __all__ = ["report"]
               help="95 %% interval over seeds: t, BCa bootstrap, or auto (t below 20 seeds, bootstrap from 20)")
 @click.option("--out", "out", default=None, metavar="DIR", help="[default: DIR/report for one DIR]")
 @click.option("--no-figures", is_flag=True, help="write report.json and report.md only")
-def report(dirs, baseline, metrics, interval, out, no_figures):
+@click.option("--evaluate", is_flag=True,
+              help="evaluate each finished run that has no evaluation yet: `gcann eval` on its last checkpoint, "
+                   "cached in the run folder (eval.json), so a second report evaluates nothing")
+@click.option("--eval-metrics", default=None, metavar="M[,M...]",
+              help="with --evaluate: the metrics (default: gcann eval's; e.g. fd_domain,kid_domain,pairwise on a CPU)")
+@click.option("--num-samples", type=click.IntRange(2), default=None, metavar="N",
+              help="with --evaluate: generated samples per run (default: gcann eval's)")
+@click.option("--device", default="cpu", show_default=True, help="with --evaluate: where the generators run")
+def report(dirs, baseline, metrics, interval, out, no_figures, evaluate, eval_metrics, num_samples, device):
     """Report a sweep folder, a ring study folder or run folders: report.json, report.md, curves."""
     from gcann.report import ReportError, make_report
 
@@ -31,8 +39,17 @@ def report(dirs, baseline, metrics, interval, out, no_figures):
             raise ReportError("several folders: give --out DIR")
         out = str(Path(dirs[0]) / "report")
     check_output(Path(out), "--out", folder=True)
+    if not evaluate and (eval_metrics is not None or num_samples is not None):
+        raise ReportError("--eval-metrics and --num-samples apply with --evaluate")
+    hook = None
+    if evaluate:
+        from gcann.metrics.evaluate import evaluate_checkpoint
+
+        def hook(run_dir):
+            click.echo(f"gcann report: evaluating {run_dir} (cached in its eval.json)", err=True)
+            return evaluate_checkpoint(run_dir, metrics=eval_metrics, num_samples=num_samples, device=device)
     doc, _ = make_report(list(dirs), out, baseline=baseline, metrics=metrics, interval=interval,
-                               figures=not no_figures)
+                         figures=not no_figures, evaluate=hook)
     verdicts = [c["verdict"] for c in doc["comparisons"]]
     click.echo(f"{len(doc['groups'])} setting(s), {sum(g['n_seeds'] for g in doc['groups'])} run(s), "
                f"{len(doc['comparisons'])} comparison(s) ({verdicts.count('better')} better, "

@@ -8,7 +8,9 @@ them. The trainer's periodic evaluation hook and ``gcann eval`` both call
 Registered metrics (docs/metrics.md defines each):
 
 * images: ``fid``, ``kid``, ``is`` (TF-Inception, offline), ``pairwise`` (pixel
-  space), ``pairwise_inception`` (feature space);
+  space), ``pairwise_inception`` (feature space); ``fd_domain``, ``kid_domain``
+  (the Fréchet distance and KID's MMD² on the features of a small classifier
+  trained on the labelled data itself, :mod:`.domain`; not FID or KID);
 * voxels: ``chamfer``, ``cov``, ``mmd``, ``1nna`` (surface point clouds),
   ``pairwise`` (voxel space), ``pairwise_iou``, ``pairwise_chamfer``;
 * 2-D toys: ``modes`` (the mode coverage of Welfert, Otstot, Kurri & Sankar
@@ -32,6 +34,7 @@ from .registry import (
     register_metric,
 )
 from . import diversity as _diversity  # noqa: F401  (registers pairwise)
+from . import domain as _domain  # noqa: F401  (registers fd_domain, kid_domain)
 from .fid import fid_from_features, fid_statistics, frechet_distance, inception_score, kid_from_features
 from .inception import default_fid_weights, load_inception, to_uint8
 from .shapes3d import chamfer_distance, chamfer_matrices, coverage_mmd, one_nn_accuracy, pairwise_chamfer, \

@@ -144,9 +144,16 @@ def _group(runs: list[Run], metrics: list[str], interval: str) -> dict:
         se = {str(r.seed): r.evaluation[name]["se"] for r in runs if "se" in r.evaluation.get(name, {})}
         if se:
             evaluation["se_per_seed"] = se
+            evaluation["se_mean"] = sum(se.values()) / len(se)
+            how = {r.evaluation[name].get("se_how") for r in runs} - {None}
+            if how:
+                evaluation["se_how"] = min(how)
         out["metrics"][name] = {"per_seed": per_seed, "mean": s["mean"], "std": s["std"], "ci95": s["ci95"],
                                 "interval": s["interval"], "n": s["n"], "missing": missing,
                                 "direction": measures.direction(name), "evaluation": evaluation}
+    acc = {str(r.seed): r.info["domain_accuracy"] for r in runs if "domain_accuracy" in r.info}
+    if acc:
+        out["domain_classifier_accuracy"] = acc
     return out
 
 

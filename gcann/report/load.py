@@ -53,6 +53,7 @@ class Run:
     events: dict[str, int] = field(default_factory=dict)
     curves: dict[str, tuple[list, list]] = field(default_factory=dict)   # name -> (x, y)
     message: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)           # e.g. the domain classifier's accuracy
 
     @property
     def key(self) -> str:
@@ -139,12 +140,15 @@ def _train_run(rd: Path, evaluate=None) -> tuple[dict, Run]:
                               evaluate=evaluate if state == "finished" else None)
     if ev is not None:
         for name, v in ev["metrics"].items():
-            if name.endswith(("_std", "_unavailable")) or not (v is None or isinstance(v, (int, float))):
+            if name in measures.NOT_METRICS or name.endswith(("_std", "_se", "_unavailable")) or not (
+                    v is None or isinstance(v, (int, float))):
                 continue
             reason = why or ev["metrics"].get(f"{name}_unavailable") or "not computed"
             _put(run, name, None if why else v, reason)
             run.evaluation[name] = {"samples": ev.get("num_samples"), "source": ev["source"], "step": ev.get("step"),
                                     **measures.sampling_error(name, ev["metrics"])}
+        if isinstance(ev["metrics"].get("domain_accuracy"), (int, float)):
+            run.info["domain_accuracy"] = float(ev["metrics"]["domain_accuracy"])
         pw = run.values.get("pairwise")
         run.collapsed = None if pw is None else pw < measures.COLLAPSE_PAIRWISE
     for name, (x, y) in _eval_curves(rd).items():
@@ -157,7 +161,7 @@ def _eval_curves(rd: Path) -> dict[str, tuple[list, list]]:
     for r in _jsonl(rd / "metrics.jsonl"):
         if isinstance(r.get("eval"), dict):
             for k, v in r["eval"].items():
-                if _finite(v) and not k.endswith("_std"):
+                if _finite(v) and not k.endswith(("_std", "_se")) and k not in measures.NOT_METRICS:
                     out.setdefault(k, ([], []))
                     out[k][0].append(r["step"])
                     out[k][1].append(v)

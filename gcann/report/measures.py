@@ -19,8 +19,8 @@ import numpy as np
 
 from gcann.fileio import atomic_write_text
 
-__all__ = ["COLLAPSE_PAIRWISE", "DEFINITIONS", "DIRECTIONS", "EVAL_CACHE", "GAP_WINDOW", "cached_eval", "direction",
-           "loss_gap", "loss_gap_var", "sampling_error"]
+__all__ = ["COLLAPSE_PAIRWISE", "DEFINITIONS", "DIRECTIONS", "EVAL_CACHE", "GAP_WINDOW", "NOT_METRICS", "SE_HOW",
+           "cached_eval", "direction", "loss_gap", "loss_gap_var", "sampling_error"]
 
 GAP_WINDOW = 20          # logged points in the rolling window of loss_gap_var
 EVAL_CACHE = "eval.json"  # a run folder's cached `gcann eval --out` record
@@ -30,7 +30,7 @@ COLLAPSE_MODES = 1        # a ring run is collapsed when it covers at most this 
 #: better direction per metric: "lower" or "higher" (a metric not listed has none, and no verdict)
 DIRECTIONS = {
     "loss_gap": "lower", "loss_gap_var": "lower",
-    "fid": "lower", "kid": "lower", "chamfer": "lower", "mmd": "lower", "1nna": "lower",
+    "fid": "lower", "kid": "lower", "fd_domain": "lower", "kid_domain": "lower", "chamfer": "lower", "mmd": "lower", "1nna": "lower",
     "kl": "lower", "reverse_kl": "lower", "failure": "lower",
     "is": "higher", "modes_covered": "higher", "hq_ratio": "higher", "success": "higher", "cov": "higher",
     "pairwise": "higher", "pairwise_inception": "higher", "pairwise_iou": "higher", "pairwise_chamfer": "higher",
@@ -43,6 +43,10 @@ DEFINITIONS = {
                     f"min({GAP_WINDOW}, max(2, n/2)) logged points, ddof = 1) of |loss_d − loss_g|, per seed",
     "fid": "Fréchet Inception distance (TF-Inception pool features) of generated against real images",
     "kid": "kernel Inception distance (mean over subsets; kid_std is its standard error over subsets)",
+    "fd_domain": "Fréchet distance of generated against real images on the penultimate features of a small classifier "
+                 "trained on the same labelled data (gcann.metrics.domain; not FID: another network, not comparable)",
+    "kid_domain": "unbiased MMD² with KID's cubic polynomial kernel on the same domain classifier's features, the "
+                  "mean over random subsets (not KID)",
     "is": "Inception score (needs the 1008-class Inception logits)",
     "pairwise": "mean pairwise RMS distance of generated samples within batches of 64 (pixel/voxel space)",
     "pairwise_inception": "mean pairwise RMS distance of generated images' Inception features within batches of 64",
@@ -58,6 +62,17 @@ DEFINITIONS = {
     "reverse_kl": "KL(generated mode histogram || data modes), add-one smoothing",
     "success": "1 when every mode is covered",
     "failure": "1 when no mode is covered",
+}
+
+
+#: keys of an eval record that describe the evaluation, not a metric of the run
+NOT_METRICS = {"domain_accuracy"}
+#: how a metric's standard error over repeated draws is made (the evaluation's sampling error)
+SE_HOW = {
+    "kid": "std over KID's random subsets (kid_std; the spread of one subset's estimate)",
+    "is": "std over the Inception Score's splits (is_std)",
+    "fd_domain": "std over bootstrap redraws (with replacement) of the generated samples' features",
+    "kid_domain": "std over the random subsets / √subsets",
 }
 
 
@@ -102,11 +117,16 @@ def loss_gap_var(steps, loss_d, loss_g, window: int = GAP_WINDOW) -> float | Non
 
 def sampling_error(name: str, record: dict) -> dict:
     """The evaluation's own error of metric ``name`` in an eval result: its sample count and, where the metric
-    reports one (``kid_std``, ``is_std``), its standard error over repeated draws."""
+    reports one, its standard error over repeated draws: ``NAME_se`` when the metric gives it (``fd_domain_se``,
+    ``kid_domain_se``), else ``NAME_std`` (``kid_std``, ``is_std``); ``se_how`` says how it was drawn."""
     out = {}
-    se = record.get(f"{name}_std")
-    if isinstance(se, (int, float)) and math.isfinite(se):
-        out["se"] = float(se)
+    for key in (f"{name}_se", f"{name}_std"):   # a standard error the metric gives, else its std over draws
+        se = record.get(key)
+        if isinstance(se, (int, float)) and not isinstance(se, bool) and math.isfinite(se):
+            out["se"] = float(se)
+            if name in SE_HOW:
+                out["se_how"] = SE_HOW[name]
+            break
     return out
 
 

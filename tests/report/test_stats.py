@@ -117,7 +117,8 @@ def test_cached_eval_order_and_cache(tmp_path):
     assert got["metrics"]["kid"] == 0.02 and len(calls) == 1 and (tmp_path / measures.EVAL_CACHE).is_file()
     again = measures.cached_eval(tmp_path, final_step=10, evaluate=evaluate)
     assert again["source"] == measures.EVAL_CACHE and len(calls) == 1
-    assert measures.sampling_error("kid", again["metrics"]) == {"se": 0.003}
+    assert measures.sampling_error("kid", again["metrics"]) == {"se": 0.003, "se_how": measures.SE_HOW["kid"]}
+    assert measures.sampling_error("fd_domain", {"fd_domain_se": 0.5, "fd_domain_std": 9.0})["se"] == 0.5
     # a cache of another step is stale; the trainer's own evaluation comes next
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 20, "eval": {"pairwise": 0.3}}) + "\n")
     own = measures.cached_eval(tmp_path, final_step=20, num_samples=64)

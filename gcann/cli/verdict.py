@@ -17,7 +17,7 @@ __all__ = ["verdict"]
                    "the sweep executor")
 @click.option("--controllers", default=None, metavar="NAMES",
               help="controllers compared with none in every part (comma-separated) [default: none,gcann for the "
-                   "images and 3D; every controller on the ring]")
+                   "images and 3D; none, gcann, ttur, gap, clc and ada on the ring]")
 @click.option("--out", "out", default=None, metavar="DIR", help="[default: runs/verdict-SIZE]")
 @click.option("--report-only", is_flag=True, help="train and evaluate nothing: report the parts found in DIR")
 @click.option("--data-root", default=None, metavar="DIR",

@@ -1,6 +1,6 @@
 """``gcann verdict``: one suite of studies, a report on each part, and one summary of every GCANN claim.
 
-A suite is a list of :class:`Part`: the ring study (every controller on the non-saturating GAN, batched over
+A suite is a list of :class:`Part`: the ring study (the published controllers and GCANN on the non-saturating GAN, batched over
 seeds), DCGAN sweeps on MNIST-5k and Fashion-MNIST with ``controller`` as the grid key, and the biped voxel
 stand-in (at ``--size full``: CelebA and 3DBiCar from ``--data-root`` as well). Each part trains into
 ``OUT/<part>/`` (a sweep folder: ``sweep.json`` and one run folder per seed × controller; the ring: a ring study
@@ -50,7 +50,7 @@ class VerdictError(GcannError):
 DEFAULT_CONTROLLERS = ("none", "gcann")
 #: the ring (batched over seeds; its cost grows with the rows, about 6 ms per row and step on 2 cores): GCANN and
 #: two other controllers by default
-RING_CONTROLLERS = ("none", "gcann", "ttur", "gap")
+RING_CONTROLLERS = ("none", "gcann", "ttur", "gap", "clc", "ada")
 RING_OBJECTIVE = "ns(1,1)"   # the non-saturating GAN, DCGAN's objective
 
 #: seconds per training step on the 2-core CPU this was sized on (measured with other jobs on it: MNIST-5k and
@@ -358,7 +358,7 @@ def run_verdict(size: str, out: str | Path, *, controllers: str | Sequence[str] 
                                                        if controllers is not None else
                                                        "default: none and gcann for the images and 3D (the claims "
                                                        "compare DCG-GCANN with DCGAN; more controllers do not fit the "
-                                                       "CPU budget); none, gcann, ttur and gap on the ring (batched "
+                                                       "CPU budget); none, gcann, ttur, gap, clc and ada on the ring (batched "
                                                        "over seeds; every row costs time)")},
                                "estimate_s": round(total), "is_note": IS_NOTE, "parts": []}
     t_all = time.perf_counter()

@@ -20,7 +20,8 @@ IS_NOTE = ("IS needs the 1008-class Inception logits (torch-fidelity's weights-i
 CLAIMS = [
     ("tighter convergence of the two losses", ["loss_gap", "loss_gap_var"], None),
     ("higher visual quality (images): IS", ["is"], IS_NOTE),
-    ("higher visual quality (images): FID", ["fid", "kid", "fd_domain", "kid_domain"],
+    ("higher visual quality (images): FID or its stand-ins (KID; fd_domain, kid_domain)",
+     ["fid", "kid", "fd_domain", "kid_domain"],
      "KID stands in where FID's sample count is out of reach; fd_domain and kid_domain are the same distances on "
      "the features of a small classifier trained on the same data (the CPU-size stand-in; not FID or KID)"),
     ("more diversity (images)", ["pairwise_inception", "pairwise"], None),

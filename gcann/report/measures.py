@@ -72,7 +72,7 @@ SE_HOW = {
     "kid": "std over KID's random subsets (kid_std; the spread of one subset's estimate)",
     "is": "std over the Inception Score's splits (is_std)",
     "fd_domain": "std over bootstrap redraws (with replacement) of the generated samples' features",
-    "kid_domain": "std over the random subsets / √subsets",
+    "kid_domain": "std over the random subsets × √(subset size / generated samples)",
 }
 
 

@@ -15,8 +15,8 @@ paired by seed), not recomputed here.
 
 Sizes (:data:`SIZES`):
 
-* ``cpu``: sized for a 2-core CPU (about an hour measured; the per-step times of :data:`STEP_SECONDS` give the
-  up-front estimate); images are judged by the *domain feature* metrics (:mod:`gcann.metrics.domain`; a small
+* ``cpu``: sized for a 2-core CPU (about an hour; the per-step times of :data:`STEP_SECONDS` give the up-front
+  estimate; the recorded run's wall time is in its verdict.json); images are judged by the *domain feature* metrics (:mod:`gcann.metrics.domain`; a small
   classifier trained on the same data, its accuracy recorded; not FID) because Inception runs at about
   4 images/s here;
 * ``full``: the sources' sizes (200 ring seeds × 400 epochs; the presets' epochs; CelebA and 3DBiCar), the runs
@@ -49,7 +49,7 @@ class VerdictError(GcannError):
 #: images and 3D: the controllers compared by default (the claims compare DCG-GCANN with DCGAN)
 DEFAULT_CONTROLLERS = ("none", "gcann")
 #: the ring (batched over seeds; its cost grows with the rows, about 6 ms per row and step on 2 cores): GCANN and
-#: two other controllers by default
+#: the published controllers by default
 RING_CONTROLLERS = ("none", "gcann", "ttur", "gap", "clc", "ada")
 RING_OBJECTIVE = "ns(1,1)"   # the non-saturating GAN, DCGAN's objective
 
@@ -62,7 +62,7 @@ RUN_OVERHEAD_S = {"mnist5k": 20.0, "fashion": 25.0, "biped": 30.0}
 RING_EPOCH_ROW_S = 2.3      # 281 ms per step for 48 rows, 391 steps per epoch (README's 8 x 20 CPU study)
 
 _IMG_CPU = dict(width_g=32, width_d=32, batch_size=64, log_every=5, sample_every=10**6, ckpt_every=10**6,
-                keep_checkpoints=1, device="cpu", progress_seconds=0.0)
+                keep_checkpoints=1, device="cpu", progress_seconds=0.0, gcann_preset="paper-celeba")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
@@ -74,7 +74,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "biped": {"preset": "biped3d-dcgan", "seeds": 3,
                   "overrides": dict(width_g=16, width_d=16, batch_size=32, max_steps=60, log_every=2,
                                     sample_every=10**6, ckpt_every=10**6, keep_checkpoints=1, device="cpu",
-                                    progress_seconds=0.0),
+                                    progress_seconds=0.0, gcann_preset="paper-bicar3d"),
                   "metrics": "chamfer,pairwise_iou,pairwise", "num_samples": 64},
     },
     "full": {
@@ -90,7 +90,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                                  "eval_samples": 10_000}},
         "bicar3d": {"preset": "bicar3d-dcgan", "seeds": 6, "data": "bicar3d",
                     "overrides": {"metrics": ["chamfer", "cov", "mmd", "1nna", "pairwise_iou", "pairwise_chamfer",
-                                              "pairwise"], "eval_samples": 1000}},
+                                              "pairwise"], "eval_samples": 1000, "gcann_preset": "paper-bicar3d"}},
     },
     "tiny": {
         "ring": {"seeds": 6, "epochs": 1, "eval_samples": 300, "curve_every": 0, "curve_samples": 100,
@@ -105,7 +105,9 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
 SIZE_NOTES = {
     "cpu": ("sized for a 2-core CPU: images judged by the domain feature metrics (fd_domain, kid_domain: a small "
             "classifier trained on the same data; not FID or KID), because Inception runs at about 4 images/s "
-            "here; training far shorter than the presets (max_steps), so the verdicts hold at this size only"),
+            "here; training far shorter than the presets (max_steps), so the verdicts hold at this size only; "
+            "GCANN with the paper's CelebA values on images and its 3DBiCar values on the biped; the biped's 3 "
+            "seeds are below the 6 pairs a Wilcoxon test needs, so its rows are inconclusive by construction"),
     "full": ("the sources' sizes: 200 ring seeds x 400 epochs, the presets' epochs, CelebA and 3DBiCar from "
              "--data-root, the runs evaluated by the trainer at the end (FID/KID on 10,000 Inception samples)"),
     "tiny": "a seconds-long suite for the tests; its numbers mean nothing",
@@ -130,7 +132,7 @@ class Part:
             s.update(preset=self.size["preset"], runs=len(self.runs),
                      steps=cfg.max_steps if cfg.max_steps is not None else f"{cfg.epochs} epochs",
                      batch_size=cfg.batch_size, width_g=cfg.width_g, width_d=cfg.width_d,
-                     controllers=self.controllers)
+                     controllers=self.controllers, gcann_preset=cfg.gcann_preset)
         else:
             s.update(settings=self.settings, rows=len(self.settings) * self.size["seeds"], controllers=self.controllers)
         return s
@@ -366,9 +368,18 @@ def run_verdict(size: str, out: str | Path, *, controllers: str | Sequence[str] 
         folder = out / p.name
         rec_file = folder / "part.json"
         if rec_file.is_file() and not report_only:
-            rec = json.loads(rec_file.read_text())
-            if rec.get("sizes", {}).get("seeds") != p.size["seeds"] or rec.get("size") != size:
-                raise VerdictError(f"{folder} holds a part of another size ({rec.get('size')}); choose another --out")
+            try:
+                rec = json.loads(rec_file.read_text())
+            except (OSError, ValueError) as e:
+                raise VerdictError(f"{rec_file} is unreadable ({type(e).__name__}); delete it to run the part "
+                                   f"again") from None
+            want = json.loads(json.dumps(p.sizes()))
+            have = rec.get("sizes") if isinstance(rec.get("sizes"), dict) else {}
+            keys = sorted(k for k in want if have.get(k) != want[k])   # what the run adds (accuracy...) aside
+            if rec.get("size") != size or keys:
+                keys = keys or ["size"]
+                raise VerdictError(f"{folder} holds this part made with another {', '.join(keys)} (size "
+                                   f"{rec.get('size')}); choose another --out, or delete {folder}")
             log(f"verdict: part {p.name}: done before ({rec.get('seconds')} s); not run again")
             verdict["parts"].append(rec)
             _write(verdict, out)

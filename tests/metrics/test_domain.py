@@ -49,7 +49,26 @@ def test_kid_unbiased_mean_and_standard_error_over_subsets():
     pick = np.random.default_rng(3)
     vals = [D.mmd2_unbiased(g[pick.choice(40, 20, replace=False)], r[pick.choice(50, 20, replace=False)])
             for _ in range(6)]
-    assert mean == pytest.approx(np.mean(vals)) and se == pytest.approx(np.std(vals, ddof=1) / math.sqrt(6))
+    assert mean == pytest.approx(np.mean(vals))
+    assert se == pytest.approx(np.std(vals, ddof=1) * math.sqrt(20 / 40))
+
+
+def test_the_standard_errors_match_the_spread_over_independent_generated_sets():
+    """The reported sampling errors of kid_domain and fd_domain against the truth they estimate: the spread
+    of the metric over independent generated sets of the same size (the real set fixed)."""
+    rng = np.random.default_rng(7)
+    real = torch.tensor(rng.normal(size=(400, 4)))
+    kids, fds, kid_se, fd_se = [], [], [], []
+    for k in range(40):
+        gen = torch.tensor(rng.normal(loc=0.3, size=(200, 4)))
+        mean, se = D.kid_unbiased(gen, real, subsets=20, subset_size=100, seed=k)
+        kids.append(mean)
+        kid_se.append(se)
+        fds.append(D.frechet_from_features(gen, real))
+        fd_se.append(D.fd_bootstrap_se(gen, real, draws=20, seed=k))
+    for reported, values in ((kid_se, kids), (fd_se, fds)):
+        ratio = np.median(reported) / np.std(values, ddof=1)
+        assert 0.6 < ratio < 1.6, ratio
 
 
 class _Labelled:

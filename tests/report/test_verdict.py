@@ -115,7 +115,7 @@ def test_tiny_verdict_end_to_end(tiny):
     ref = next(c for c in rep["comparisons"] if c["metric"] == "loss_gap")
     row = next(r for r in conv if r["part"] == "mnist5k" and r["metric"] == "loss_gap")
     assert (row["diff_mean"], row["ci95"], row["verdict"]) == (ref["diff_mean"], ref["ci95"], ref["verdict"])
-    quality = claims["higher visual quality (images): FID"]["rows"]
+    quality = claims["higher visual quality (images): FID or its stand-ins (KID; fd_domain, kid_domain)"]["rows"]
     assert {r["metric"] for r in quality} == {"fd_domain", "kid_domain"} and {r["part"] for r in quality} == {"mnist5k"}
     md = (out / "verdict.md").read_text()
     assert "fd_domain" in md and "IS needs" in md and "FID" in md
@@ -143,6 +143,17 @@ def test_tiny_verdict_resumes_and_report_only_reads(tiny, monkeypatch):
     assert [p["status"] for p in again["parts"]] == ["done", "done"]
     read = V.run_verdict("tiny", out, report_only=True, log=lambda m: None)
     assert read["claims"] == doc["claims"]
+    # a part made with other controllers is not taken for this one: refused, naming what differs
+    with pytest.raises(V.VerdictError, match="controllers"):
+        V.run_verdict("tiny", out, controllers="gcann,ttur", log=lambda m: None)
+    record = out / "ring" / "part.json"
+    kept = record.read_text()
+    record.write_text("{not json")
+    try:
+        with pytest.raises(V.VerdictError, match="unreadable"):
+            V.run_verdict("tiny", out, log=lambda m: None)
+    finally:
+        record.write_text(kept)
 
 
 def test_report_only_on_a_copy_without_part_records(tiny, tmp_path):

@@ -9,8 +9,9 @@ testbed, or one seed of the ring study (``W (S, in, out)``). Rows never interact
 mask is off keeps its parameters *and* its state (moments and count) exactly. Adam's bias corrections
 use each row's own count. Adam runs
 
-* on the CPU (``fused``, the default there): ``torch.optim.Adam(fused=True)``'s kernel, one row at a
-  time (one pass over each tensor; a row's arithmetic does not depend on the other rows);
+* on the CPU (``fused``, the default there): ``torch.optim.Adam(fused=True)``'s kernel on each row's own
+  views, one call for the rows that share a rate and a count (one pass over each tensor; a row's
+  arithmetic does not depend on the other rows);
 * otherwise (a GPU, or ``fused=False``): multi-tensor kernels over all rows, in the arithmetic of
   ``torch.optim.Adam(foreach=True)``: ``m ← lerp(m, g, 1−β₁)``, ``v ← β₂v + (1−β₂)g²``,
   ``p ← p − (m / (√v/√(1−β₂ᵗ) + ε)) · lr/(1−β₁ᵗ)``.
@@ -60,6 +61,7 @@ class RowOptimiser:
         self._pending = 0   # updates of every row not yet added to _steps (no tensor work for a rule that needs no count)
         self.fused = rule == "adam" and (first.device.type == "cpu" if fused is None else fused)
         self.uniform_fused = uniform_fused
+        self._views_key: tuple[int, ...] | None = None   # the tensors _row_views' per-row views were made of
 
     @property
     def steps(self) -> Tensor:
@@ -206,7 +208,7 @@ class RowOptimiser:
         """Per row, the views of the parameters and of Adam's moments, made once (thousands of views a step
         otherwise), made again if a tensor has been replaced."""
         key = tuple(t.data_ptr() for ts in (self.params, self.exp_avg, self.exp_avg_sq) for t in ts)
-        if getattr(self, "_views_key", None) != key:
+        if self._views_key != key:
             self._views_key = key
             self._views_cache = tuple([[t[k] for t in ts] for k in range(ts[0].shape[0])]
                                       for ts in (self.params, self.exp_avg, self.exp_avg_sq))
@@ -218,6 +220,8 @@ class RowOptimiser:
         int64 and ``lr (R,)`` float64 live on the parameters' device; ``steps`` is advanced here, and
         the caller advances ``self.steps`` to match. Fused (the CPU): :meth:`_fused` for every row; with
         ``uniform_fused``, one fused kernel for all (the rate and count of row 0 for every row)."""
+        if self.rule != "adam":
+            raise ValueError(f"the device-side step is Adam's; this optimiser's rule is {self.rule!r}")
         steps += 1
         if self.uniform_fused:
             # every row at lr[0] and count steps[0], both read on the device (so a CUDA graph can capture it);

@@ -16,7 +16,7 @@ import click
 import numpy as np
 import torch
 
-from .common import UserError, atomic_write
+from .common import UserError, atomic_write, check_device
 
 __all__ = ["eval_run", "fid"]
 
@@ -114,16 +114,6 @@ def _statistics(path: str, net, batch_size: int, device: str):
     return fid_statistics(feats, what=str(path))
 
 
-def _device(device: str) -> str:
-    try:
-        d = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is available")
-    return str(d)
-
-
 @click.command("fid")
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
@@ -138,7 +128,7 @@ def fid(a: str, b: str, weights: str | None, as_json: bool, batch_size: int, dev
     from gcann.metrics.fid import frechet_distance
     from gcann.metrics.inception import fid_weights_path, load_inception
 
-    device = _device(device)
+    device = check_device(device)
     for p in (a, b):
         if not Path(p).exists():
             raise UserError(f"{p} does not exist")
@@ -250,7 +240,7 @@ def eval_run(source: str, metric_names: str | None, num_samples: int | None, num
     from .common import progress_bar
 
     t_start = time.perf_counter()
-    device = _device(device)
+    device = check_device(device)
     if not Path(source).exists():
         raise UserError(f"{source} does not exist")
     names, ctx, G, info = prepare_eval(source, metrics=metric_names, num_samples=num_samples, num_real=num_real,

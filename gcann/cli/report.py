@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import check_output
+from .common import check_device, check_output
 
 __all__ = ["report"]
 
@@ -43,6 +43,14 @@ def report(dirs, baseline, metrics, interval, out, no_figures, evaluate, eval_me
         raise ReportError("--eval-metrics and --num-samples apply with --evaluate")
     hook = None
     if evaluate:
+        device = check_device(device)
+        if eval_metrics is not None:   # unknown names now, not at the first run that needs evaluating
+            from gcann.metrics import METRICS
+
+            unknown = [m for m in str(eval_metrics).split(",") if m.strip() and m.strip() not in METRICS]
+            if unknown:
+                raise ReportError(f"--eval-metrics: unknown metric(s) {', '.join(unknown)}; known: "
+                                  f"{', '.join(sorted(METRICS))}")
         from gcann.metrics.evaluate import evaluate_checkpoint
 
         def hook(run_dir):

@@ -95,7 +95,7 @@ def study(seeds, epochs, full, settings, form, alpha_sweep, alpha_d, dataset, ou
                         "controller (+gcann, +gap, ...) train eagerly with per-seed rates: drop them or the flag")
     if fused_adam and not device.startswith("cuda"):
         raise UserError("--fused-adam applies to the CUDA graph's Adam; this study runs on the CPU, where Adam is "
-                        "already torch's fused kernel, one seed at a time (use --device cuda)")
+                        "already torch's fused kernel on each seed's views (use --device cuda)")
     try:
         run_study(parsed, seeds, epochs, out, dataset=dataset, n_train=n_train, eval_samples=eval_samples,
                   curve_every=curve_every, curve_samples=curve_samples, first_seed=first_seed,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import check_output
+from .common import check_device, check_output
 
 __all__ = ["verdict"]
 
@@ -28,7 +28,7 @@ __all__ = ["verdict"]
 @click.option("--gpus-per-node", type=click.IntRange(0), default=1, show_default=True,
               help="--size full: GPUs per job")
 @click.option("--dry-run", is_flag=True, help="list the parts and their runs (sizes, configs) and run nothing")
-@click.option("--device", default="cpu", show_default=True, help="where --size cpu trains and evaluates")
+@click.option("--device", default="cpu", show_default=True, help="where --size cpu trains the ring and evaluates (the image and biped runs train on the CPU)")
 def verdict(size, controllers, out, report_only, data_root, executor, slurm_partition, gpus_per_node, dry_run,
             device):
     """Run one suite (or read it with --report-only), report each part, and summarise every claim:
@@ -38,6 +38,7 @@ def verdict(size, controllers, out, report_only, data_root, executor, slurm_part
     from gcann.report.verdict import VerdictError, plan, run_verdict, submit_full
 
     out = Path(out or f"runs/verdict-{size}")
+    device = check_device(device)
     if dry_run:
         parts = plan(size, controllers=controllers, data_root=data_root)
         rows = submit_full(parts, out, dry_run=True)

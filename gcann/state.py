@@ -32,7 +32,9 @@ class CheckpointError(GcannError, ValueError):
 
 def save_state(path: str | Path, kind: str, version: int, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` with the header ``kind`` and ``format`` ``version`` atomically to ``path``."""
-    state = {"kind": kind, "format": version, **payload}
+    if "kind" in payload or "format" in payload:
+        raise ValueError("a state's payload may not hold the header's keys 'kind' and 'format'")
+    state = {**payload, "kind": kind, "format": version}
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 

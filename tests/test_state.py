@@ -69,3 +69,9 @@ def test_the_ring_and_the_trainer_share_the_error_class():
     from gcann.train.checkpoint import CheckpointError as TrainerError
 
     assert StateError is CheckpointError is TrainerError
+
+
+def test_a_payload_may_not_overwrite_the_header(tmp_path):
+    with pytest.raises(ValueError, match="header"):
+        save_state(tmp_path / "s.pt", "ring-state", 5, {"format": 99, "x": 1})
+    assert not (tmp_path / "s.pt").exists()

@@ -167,7 +167,7 @@ def parse_controllers(text: str | Sequence[str] | None) -> list[str] | None:
 
 
 def plan(size: str, *, controllers: str | Sequence[str] | None = None, data_root: str | Path | None = None,
-         overrides: dict[str, dict] | None = None) -> list[Part]:
+         overrides: dict[str, dict] | None = None, need_data: bool = True) -> list[Part]:
     """The parts of the suite at ``size`` (``cpu``, ``full``, ``tiny``): which runs with which configs; nothing runs.
 
     ``controllers``: every part compares these (``none`` always included); default: :data:`DEFAULT_CONTROLLERS` for
@@ -178,7 +178,7 @@ def plan(size: str, *, controllers: str | Sequence[str] | None = None, data_root
     from gcann.train.sweep import expand
 
     if size not in SIZES:
-        raise VerdictError(f"--size must be cpu or full, got {size!r}")
+        raise VerdictError(f"--size must be {' or '.join(SIZES)}, got {size!r}")
     chosen = parse_controllers(controllers)
     table = copy.deepcopy(SIZES[size])
     for name, extra in (overrides or {}).items():
@@ -186,7 +186,7 @@ def plan(size: str, *, controllers: str | Sequence[str] | None = None, data_root
             raise VerdictError(f"no part {name!r} at size {size}; parts: {', '.join(table)}")
         table[name].update(extra)
     roots: dict[str, Path] = {}
-    if size == "full":
+    if size == "full" and (need_data or data_root is not None):   # reading a finished suite needs no data
         if data_root is None:
             raise VerdictError("--size full needs --data-root DIR holding celeba/ and bicar3d/ (the CelebA and "
                                "3DBiCar roots; see the README's data table)")
@@ -331,7 +331,7 @@ def run_verdict(size: str, out: str | Path, *, controllers: str | Sequence[str] 
     ``size="full"`` without ``report_only`` trains nothing here: ``submit(parts, out)`` hands the runs to the
     sweep executor (:func:`submit_full`), and a later ``report_only`` call reports them."""
     out = Path(out)
-    parts = plan(size, controllers=controllers, data_root=data_root, overrides=overrides)
+    parts = plan(size, controllers=controllers, data_root=data_root, overrides=overrides, need_data=not report_only)
     if report_only:
         present = [p for p in parts if (out / p.name).is_dir()]
         if not present:

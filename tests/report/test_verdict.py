@@ -190,3 +190,10 @@ def test_report_evaluate_flag_caches(tiny, tmp_path, monkeypatch, capsys):
     rep = json.loads((sweep_dir / "report" / "report.json").read_text())
     assert {"fd_domain", "pairwise"} <= set(rep["metrics"]) and "domain_accuracy" not in rep["metrics"]
     assert main(["report", str(sweep_dir), "--num-samples", "10"]) == 2
+
+
+def test_reading_a_full_suite_needs_no_data_root():
+    parts = V.plan("full", need_data=False)
+    assert {p.name for p in parts} >= {"ring", "celeba", "bicar3d"}
+    with pytest.raises(V.VerdictError, match="--data-root"):
+        V.plan("full")

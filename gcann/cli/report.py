@@ -53,9 +53,13 @@ def report(dirs, baseline, metrics, interval, out, no_figures, evaluate, eval_me
                                   f"{', '.join(sorted(METRICS))}")
         from gcann.metrics.evaluate import evaluate_checkpoint
 
-        def hook(run_dir):
+        from gcann.report.measures import Evaluator
+
+        def run_eval(run_dir):
             click.echo(f"gcann report: evaluating {run_dir} (cached in its eval.json)", err=True)
             return evaluate_checkpoint(run_dir, metrics=eval_metrics, num_samples=num_samples, device=device)
+        names = None if eval_metrics is None else tuple(m.strip() for m in eval_metrics.split(",") if m.strip())
+        hook = Evaluator(run_eval, names, num_samples)
     doc, _ = make_report(list(dirs), out, baseline=baseline, metrics=metrics, interval=interval,
                          figures=not no_figures, evaluate=hook)
     verdicts = [c["verdict"] for c in doc["comparisons"]]

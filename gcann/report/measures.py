@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -154,6 +155,25 @@ def _last_eval(run_dir: Path) -> dict | None:
     return last
 
 
+@dataclass(frozen=True)
+class Evaluator:
+    """An evaluation hook that says what it computes, so that a cached record computed otherwise (other
+    metrics, another sample count) is not taken for its result: ``fn(run_dir)`` returns the record."""
+
+    fn: Callable[[Path], dict]
+    metrics: tuple[str, ...] | None = None    # the metrics it computes (None: not said)
+    num_samples: int | None = None            # its generated samples (None: not said)
+
+    def __call__(self, run_dir: Path) -> dict:
+        return self.fn(run_dir)
+
+    def accepts(self, metrics: dict, num_samples) -> bool:
+        """Whether a record of ``metrics`` on ``num_samples`` samples answers this evaluation."""
+        if self.metrics is not None and not all(m in metrics for m in self.metrics):
+            return False
+        return self.num_samples is None or num_samples == self.num_samples
+
+
 def cached_eval(run_dir: str | Path, *, final_step: int | None = None, num_samples: int | None = None,
                 evaluate: Callable[[Path], dict] | None = None) -> dict | None:
     """A run's evaluated metrics, without evaluating when they are already there.
@@ -167,12 +187,16 @@ def cached_eval(run_dir: str | Path, *, final_step: int | None = None, num_sampl
     run_dir = Path(run_dir)
     cache = run_dir / EVAL_CACHE
     doc = _read_json(cache) if cache.is_file() else None
+
+    def answers(metrics: dict, n) -> bool:   # an Evaluator refuses records computed otherwise
+        return not isinstance(evaluate, Evaluator) or evaluate.accepts(metrics, n)
     if isinstance(doc, dict) and isinstance(doc.get("metrics"), dict) and (
-            final_step is None or doc.get("step") in (None, final_step)):
+            final_step is None or doc.get("step") in (None, final_step)) and answers(doc["metrics"],
+                                                                                    doc.get("num_samples")):
         return {"metrics": doc["metrics"], "step": doc.get("step"), "num_samples": doc.get("num_samples"),
                 "source": EVAL_CACHE}
     row = _last_eval(run_dir)
-    if row is not None:
+    if row is not None and answers(row["eval"], num_samples):
         return {"metrics": row["eval"], "step": row.get("step"), "num_samples": num_samples,
                 "source": "metrics.jsonl (the trainer's evaluation)"}
     if evaluate is not None:

@@ -269,11 +269,13 @@ def _evaluator(part: Part, out: Path, device: str):
     if "domain_steps" in part.size:
         options["domain_steps"] = part.size["domain_steps"]
 
+    from .measures import Evaluator
+
     def evaluate(run_dir: Path) -> dict:
         return evaluate_checkpoint(run_dir, metrics=part.size["metrics"], num_samples=part.size["num_samples"],
                                    device=device, options=options)
 
-    return evaluate
+    return Evaluator(evaluate, tuple(part.size["metrics"].split(",")), part.size["num_samples"])
 
 
 def _ring_part(part: Part, folder: Path, log: Callable[[str], None], device: str = "cpu") -> None:

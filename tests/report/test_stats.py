@@ -123,3 +123,26 @@ def test_cached_eval_order_and_cache(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 20, "eval": {"pairwise": 0.3}}) + "\n")
     own = measures.cached_eval(tmp_path, final_step=20, num_samples=64)
     assert own["metrics"] == {"pairwise": 0.3} and own["num_samples"] == 64 and own["step"] == 20
+
+
+def test_an_evaluator_does_not_take_a_record_computed_otherwise(tmp_path):
+    calls = []
+
+    def run(n, names):
+        def fn(run_dir):
+            calls.append((n, names))
+            return {"step": 10, "num_samples": n, "metrics": {m: 0.1 for m in names}}
+        return measures.Evaluator(fn, names, n)
+
+    measures.cached_eval(tmp_path, final_step=10, evaluate=run(100, ("pairwise",)))
+    assert len(calls) == 1
+    measures.cached_eval(tmp_path, final_step=10, evaluate=run(100, ("pairwise",)))           # the same: cached
+    assert len(calls) == 1
+    got = measures.cached_eval(tmp_path, final_step=10, evaluate=run(200, ("pairwise",)))     # other sample count
+    assert len(calls) == 2 and got["num_samples"] == 200
+    got = measures.cached_eval(tmp_path, final_step=10, evaluate=run(200, ("fd_domain",)))    # another metric
+    assert len(calls) == 3 and "fd_domain" in got["metrics"]
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 10, "eval": {"pairwise": 0.3}}) + "\n")
+    (tmp_path / measures.EVAL_CACHE).unlink()
+    got = measures.cached_eval(tmp_path, final_step=10, num_samples=200, evaluate=run(200, ("kid_domain",)))
+    assert len(calls) == 4 and "kid_domain" in got["metrics"]                  # the trainer's row lacks it

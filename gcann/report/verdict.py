@@ -293,7 +293,7 @@ def _part_record(part: Part, folder: Path, report: dict, seconds: float | None, 
            "sizes": part.sizes(), "seconds": None if seconds is None else round(seconds, 1),
            "estimate_s": None if part.estimate_s() is None else round(part.estimate_s(), 0),
            "n_runs": sum(g["n_seeds"] for g in report["groups"]),
-           "failures": {g_label(g["setting"]): g["failures"] for g in report["groups"]},
+           "failures": {_label(g["setting"]): g["failures"] for g in report["groups"]},
            "claims": report["claims"], "comparisons": report["comparisons"],
            "baseline": report["baseline"], "method": report["method"]}
     acc = sorted({v for g in report["groups"] for v in g.get("domain_classifier_accuracy", {}).values()})
@@ -312,11 +312,11 @@ def _part_record(part: Part, folder: Path, report: dict, seconds: float | None, 
     return rec
 
 
-def g_label(setting: dict) -> str:
+def _label(setting: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "(all runs)"
 
 
-def _report(part: Part, folder: Path, out: Path, evaluate) -> dict:
+def _report(folder: Path, evaluate) -> dict:
     from . import make_report
 
     doc, _ = make_report([folder], folder / "report", evaluate=evaluate)
@@ -407,7 +407,7 @@ def run_verdict(size: str, out: str | Path, *, controllers: str | Sequence[str] 
                 _train_part(p, folder, log)
         evaluate = None if report_only or p.kind == "ring" else _evaluator(p, out, device)
         try:
-            doc = _report(p, folder, out, evaluate)
+            doc = _report(folder, evaluate)
         except ReportError as e:
             if not report_only:
                 raise
@@ -509,7 +509,7 @@ def summary_markdown(verdict: dict) -> str:
                   "|---|---|---|---:|---:|---|---:|---|"]
         for r in c["rows"]:
             ci = f"[{_num(r['ci95'][0])}, {_num(r['ci95'][1])}]" if r["ci95"] else "–"
-            lines.append(f"| {r['part']} | {r['metric']} ({r['direction']} is better) | {g_label(r['setting'])} | "
+            lines.append(f"| {r['part']} | {r['metric']} ({r['direction']} is better) | {_label(r['setting'])} | "
                          f"{r['n_pairs']} | {_num(r['diff_mean'])} | {ci} | {_num(r['p_value'], 3)} | "
                          f"**{r['verdict']}** |")
         k = c["counts"]
@@ -522,7 +522,7 @@ def summary_markdown(verdict: dict) -> str:
                   "|---|---|---|---:|---:|---|---:|---|"]
         for part, cmp in other:
             ci = f"[{_num(cmp['ci95'][0])}, {_num(cmp['ci95'][1])}]" if cmp["ci95"] else "–"
-            lines.append(f"| {part} | {g_label(cmp['setting'])} | {cmp['metric']} | {cmp['n_pairs']} | "
+            lines.append(f"| {part} | {_label(cmp['setting'])} | {cmp['metric']} | {cmp['n_pairs']} | "
                          f"{_num(cmp['diff_mean'])} | {ci} | {_num(cmp['p_value'], 3)} | {cmp['verdict']} |")
         lines.append("")
     lines += [f"Time: {_human(verdict.get('seconds_total'))} in all (the parts' recorded wall times); "

@@ -53,12 +53,12 @@ DEFAULT_CONTROLLERS = ("none", "gcann")
 RING_CONTROLLERS = ("none", "gcann", "ttur", "gap", "clc", "ada")
 RING_OBJECTIVE = "ns(1,1)"   # the non-saturating GAN, DCGAN's objective
 
-#: seconds per training step on the 2-core CPU this was sized on (measured with other jobs on it: MNIST-5k and
-#: Fashion-MNIST at width 32, batch 64, 0.055-0.13 s; the biped at width 16, batch 32, 1.9-2.3 s at a load of
-#: 5-6, about 1 s alone), per-run overheads (start, the dataset, checkpoint, sample grid, evaluation: 2-15 s
-#: measured), and the ring's seconds per epoch per row
-STEP_SECONDS = {"mnist5k": 0.12, "fashion": 0.13, "biped": 1.3}
-RUN_OVERHEAD_S = {"mnist5k": 20.0, "fashion": 25.0, "biped": 30.0}
+#: seconds per training step on the 2-core CPU this was sized on, from the first recorded cpu verdict
+#: (benchmarks/results/verdict-cpu, 2026-12-03: MNIST-5k and Fashion-MNIST at width 32, batch 64, 11-13 s for
+#: 400 steps; the biped at width 16, batch 32, 75 s for 6 runs of 60 steps, evaluation included), per-run
+#: overheads (start, the dataset, checkpoint, sample grid, evaluation), and the ring's seconds per epoch per row
+STEP_SECONDS = {"mnist5k": 0.03, "fashion": 0.03, "biped": 0.12}
+RUN_OVERHEAD_S = {"mnist5k": 15.0, "fashion": 15.0, "biped": 10.0}
 RING_EPOCH_ROW_S = 2.3      # 281 ms per step for 48 rows, 391 steps per epoch (README's 8 x 20 CPU study)
 
 _IMG_CPU = dict(width_g=32, width_d=32, batch_size=64, log_every=5, sample_every=10**6, ckpt_every=10**6,
@@ -67,12 +67,12 @@ _IMG_CPU = dict(width_g=32, width_d=32, batch_size=64, log_every=5, sample_every
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
         "ring": {"seeds": 8, "epochs": 5, "eval_samples": 25_000, "curve_every": 1, "curve_samples": 2_500},
-        "mnist5k": {"preset": "mnist5k-demo", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 400},
+        "mnist5k": {"preset": "mnist5k-demo", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 1500},
                     "metrics": "fd_domain,kid_domain,pairwise", "num_samples": 1000},
-        "fashion": {"preset": "fashion-dcgan", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 400},
+        "fashion": {"preset": "fashion-dcgan", "seeds": 6, "overrides": {**_IMG_CPU, "max_steps": 1500},
                     "metrics": "fd_domain,kid_domain,pairwise", "num_samples": 1000},
-        "biped": {"preset": "biped3d-dcgan", "seeds": 3,
-                  "overrides": dict(width_g=16, width_d=16, batch_size=32, max_steps=60, log_every=2,
+        "biped": {"preset": "biped3d-dcgan", "seeds": 6,
+                  "overrides": dict(width_g=16, width_d=16, batch_size=32, max_steps=400, log_every=5,
                                     sample_every=10**6, ckpt_every=10**6, keep_checkpoints=1, device="cpu",
                                     progress_seconds=0.0, gcann_preset="paper-bicar3d"),
                   "metrics": "chamfer,pairwise_iou,pairwise", "num_samples": 64},
@@ -106,8 +106,7 @@ SIZE_NOTES = {
     "cpu": ("sized for a 2-core CPU: images judged by the domain feature metrics (fd_domain, kid_domain: a small "
             "classifier trained on the same data; not FID or KID), because Inception runs at about 4 images/s "
             "here; training far shorter than the presets (max_steps), so the verdicts hold at this size only; "
-            "GCANN with the paper's CelebA values on images and its 3DBiCar values on the biped; the biped's 3 "
-            "seeds are below the 6 pairs a Wilcoxon test needs, so its rows are inconclusive by construction"),
+            "GCANN with the paper's CelebA values on images and its 3DBiCar values on the biped"),
     "full": ("the sources' sizes: 200 ring seeds x 400 epochs, the presets' epochs, CelebA and 3DBiCar from "
              "--data-root, the runs evaluated by the trainer at the end (FID/KID on 10,000 Inception samples)"),
     "tiny": "a seconds-long suite for the tests; its numbers mean nothing",

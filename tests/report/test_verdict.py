@@ -28,6 +28,8 @@ def test_cpu_plan_sizes_and_runs():
         assert all(c.max_steps is not None and c.device == "cpu" for c in cfgs)
     assert parts["mnist5k"].size["metrics"].split(",")[:2] == ["fd_domain", "kid_domain"]
     assert "chamfer" in parts["biped"].size["metrics"]
+    assert {c.gcann_preset for _, c in parts["biped"].runs} == {"paper-bicar3d"}   # the paper's 3-D values
+    assert {c.gcann_preset for _, c in parts["fashion"].runs} == {"paper-celeba"}
     total = sum(p.estimate_s() for p in parts.values())
     assert 40 * 60 <= total <= 90 * 60      # aimed at about an hour; within 2 hours
 

@@ -9,7 +9,7 @@ budget. For labelled 28×28 sets (MNIST-5k, Fashion-MNIST) the project trains a 
   ``fd_domain_se``: its sampling standard error, the std over :data:`FD_BOOTSTRAP` bootstrap redraws (with
   replacement) of the generated features;
 * ``kid_domain``: the unbiased MMD² with the cubic polynomial kernel ``(x·y / d + 1)³`` (KID's estimator) on
-  the domain features, the mean over random subsets; ``kid_domain_se``: the std over subsets / √subsets;
+  the domain features, the mean over random subsets; ``kid_domain_se``: the std over subsets × √(subset size / generated samples);
 * ``domain_accuracy``: the classifier's accuracy on the held-out part of the data (a seeded
   :data:`HOLDOUT` share that it never trained on), so a reader can judge the features.
 

@@ -30,10 +30,19 @@ from typing import Any, ClassVar, Mapping
 
 from gcann.controller import ControllerError, Event, NonFiniteLossError
 
-__all__ = ["KNOBS", "STATISTICS", "Bounds", "Controller", "Observation", "Plan", "setting"]
+__all__ = ["KNOBS", "STATISTICS", "Bounds", "Controller", "Observation", "Plan", "logit_statistics", "setting"]
 
 #: The statistics beyond the two losses that an observation may carry.
 STATISTICS = ("d_real", "d_fake", "real_sign")
+
+
+def logit_statistics(out_real, out_fake, mean=lambda v: v.mean()) -> dict:
+    """:data:`STATISTICS` of one batch of D's logits, as every engine computes them: the mean logit on reals
+    and on fakes, and E[sign D(x_real)] (ADA's r_t). ``mean`` reduces over the batch (a plain mean for the
+    trainer; the ring's per-row mean over each row's valid points)."""
+    import torch
+
+    return {"d_real": mean(out_real), "d_fake": mean(out_fake), "real_sign": mean(torch.sign(out_real))}
 
 #: The knobs a plan may set, and what each scales in the objective the engine assembles.
 KNOBS = MappingProxyType({

@@ -54,6 +54,7 @@ from torch import Tensor
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
 from dynamics.optim import RowOptimiser, ema_step
 from gcann.control import CONTROLLERS, ControlRows, make_controller
+from gcann.control.base import logit_statistics
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import GCANNConfig
 from gcann.diversity import diversity_term
@@ -332,9 +333,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
         r, f = d_out(D, x_real), d_out(D, fake)
         if stats is not None:
             with torch.no_grad():
-                stats["d_real"] = reduce(r, n).tolist()
-                stats["d_fake"] = reduce(f, n).tolist()
-                stats["real_sign"] = reduce(torch.sign(r), n).tolist()
+                stats.update({k: v.tolist() for k, v in logit_statistics(r, f, lambda v: reduce(v, n)).items()})
         plain = torch.cat([reduce(GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))),
                                   _part(n, a, b)) for a, b, name in loss_groups])
         total = plain

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
+from gcann.control.base import logit_statistics
 
 from .config import TrainConfig
 
@@ -96,8 +97,7 @@ class GANObjective:
         gan = self.spec.d(out_r, out_f, self._ctx(xr, xf)).mean()
         if stats is not None:
             with torch.no_grad():
-                stats.update(d_real=out_r.float().mean(), d_fake=out_f.float().mean(),
-                             real_sign=torch.sign(out_r.float()).mean())
+                stats.update(logit_statistics(out_r.float(), out_f.float()))
         total = gan
         penalties, pen_hp = self.penalties, self.pen_hp
         if knobs and "r1_gamma" in knobs:
@@ -131,8 +131,7 @@ class GANObjective:
         xr, xf = self._inputs(real, fake, step, randn, knobs)
         out_r, out_f = D(xr), D(xf)
         if stats is not None:
-            stats.update(d_real=out_r.float().mean(), d_fake=out_f.float().mean(),
-                         real_sign=torch.sign(out_r.float()).mean())
+            stats.update(logit_statistics(out_r.float(), out_f.float()))
         return self.spec.d(out_r, out_f, self._ctx(xr, xf)).mean()
 
     def _inputs(self, real: Tensor, fake: Tensor, step: int, randn: RandFn, knobs: Knobs = None) -> tuple[Tensor, Tensor]:

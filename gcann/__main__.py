@@ -1,5 +1,7 @@
-"""``python -m gcann``: the ``gcann`` command line."""
+"""``python -m gcann``: the ``gcann`` command line (its exit status included)."""
+import sys
+
 from gcann.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -44,21 +44,18 @@ def report(dirs, baseline, metrics, interval, out, no_figures, evaluate, eval_me
     hook = None
     if evaluate:
         device = check_device(device)
-        if eval_metrics is not None:   # unknown names now, not at the first run that needs evaluating
-            from gcann.metrics import METRICS
-
-            unknown = [m for m in str(eval_metrics).split(",") if m.strip() and m.strip() not in METRICS]
-            if unknown:
-                raise ReportError(f"--eval-metrics: unknown metric(s) {', '.join(unknown)}; known: "
-                                  f"{', '.join(sorted(METRICS))}")
-        from gcann.metrics.evaluate import evaluate_checkpoint
-
+        from gcann.metrics import check_metric_names
+        from gcann.metrics.evaluate import evaluate_checkpoint, parse_metric_names
         from gcann.report.measures import Evaluator
+
+        names = None
+        if eval_metrics is not None:   # unknown names now, not at the first run that needs evaluating
+            names = tuple(parse_metric_names(eval_metrics))
+            check_metric_names(names)
 
         def run_eval(run_dir):
             click.echo(f"gcann report: evaluating {run_dir} (cached in its eval.json)", err=True)
-            return evaluate_checkpoint(run_dir, metrics=eval_metrics, num_samples=num_samples, device=device)
-        names = None if eval_metrics is None else tuple(m.strip() for m in eval_metrics.split(",") if m.strip())
+            return evaluate_checkpoint(run_dir, metrics=names, num_samples=num_samples, device=device)
         hook = Evaluator(run_eval, names, num_samples)
     doc, _ = make_report(list(dirs), out, baseline=baseline, metrics=metrics, interval=interval,
                          figures=not no_figures, evaluate=hook)

@@ -29,6 +29,7 @@ from .registry import (
     EvalContext,
     MetricError,
     MetricUnavailable,
+    check_metric_names,
     check_metrics,
     compute_metrics,
     register_metric,
@@ -42,7 +43,7 @@ from .shapes3d import chamfer_distance, chamfer_matrices, coverage_mmd, one_nn_a
 from .toy import TOY_EVAL_SAMPLES, ToyModes, evaluate_toy, grid_modes, ring_modes, toy_mode_metrics
 
 __all__ = ["EvalContext", "METRICS", "MetricError", "MetricUnavailable", "TOY_EVAL_SAMPLES", "ToyModes",
-           "chamfer_distance", "chamfer_matrices", "check_metrics", "compute_metrics", "coverage_mmd",
+           "chamfer_distance", "chamfer_matrices", "check_metric_names", "check_metrics", "compute_metrics", "coverage_mmd",
            "default_fid_weights", "evaluate_toy", "fid_from_features", "fid_statistics", "frechet_distance",
            "grid_modes", "inception_score", "kid_from_features", "load_inception", "one_nn_accuracy",
            "pairwise_chamfer", "register_metric", "ring_modes", "surface_points", "to_uint8", "toy_mode_metrics"]

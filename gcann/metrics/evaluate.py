@@ -14,13 +14,13 @@ import torch
 
 from .registry import MetricError
 
-__all__ = ["DEFAULT_METRICS", "evaluate_checkpoint", "eval_record", "prepare_eval"]
+__all__ = ["DEFAULT_METRICS", "evaluate_checkpoint", "eval_record", "parse_metric_names", "prepare_eval"]
 
 DEFAULT_METRICS = {"image": "fid,kid,is,pairwise,pairwise_inception",
                    "voxel": "chamfer,cov,mmd,1nna,pairwise,pairwise_iou,pairwise_chamfer"}
 
 
-def _names(text: str | list[str] | tuple[str, ...]) -> list[str]:
+def parse_metric_names(text: str | list[str] | tuple[str, ...]) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()] if isinstance(text, str) else list(text)
     if not names:
         raise MetricError("--metrics is empty")
@@ -40,7 +40,7 @@ def prepare_eval(source: str | Path, *, metrics: str | list[str] | None = None, 
     if not Path(source).exists():
         raise MetricError(f"{source} does not exist")
     G, info = load_generator(source, ema=ema, device=device)
-    names = _names(metrics or DEFAULT_METRICS[info["kind"]])
+    names = parse_metric_names(metrics or DEFAULT_METRICS[info["kind"]])
     check_metrics(names, info["kind"], num_samples)
     ds = build_dataset(info["dataset"], data_root or info["data_root"], resolution=info["resolution"])
     gen = torch.Generator().manual_seed(seed)

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from gcann.errors import GcannError
 
-__all__ = ["EvalContext", "METRICS", "MetricError", "MetricUnavailable", "check_metrics", "compute_metrics",
+__all__ = ["EvalContext", "METRICS", "MetricError", "MetricUnavailable", "check_metric_names", "check_metrics",
+           "compute_metrics",
            "register_metric"]
 
 
@@ -130,15 +131,21 @@ def register_metric(name: str, kinds: tuple[str, ...] = ("image", "voxel"),
     return deco
 
 
+def check_metric_names(names: list[str] | tuple[str, ...]) -> None:
+    """Raise :class:`MetricError` now for names that are not registered (what :func:`check_metrics` checks
+    first; alone where the samples' kind is not known yet)."""
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise MetricError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(METRICS)) or 'none'}")
+
+
 def check_metrics(names: list[str] | tuple[str, ...], kind: str, num_samples: int | None = None) -> None:
     """Raise :class:`MetricError` now for unknown names, a wrong sample kind or too few samples.
 
     The trainer can call this before its first step so that a bad metric list
     fails at once, not at the first evaluation.
     """
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise MetricError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(METRICS)) or 'none'}")
+    check_metric_names(names)
     for n in names:
         spec = METRICS[n]
         if kind not in spec.kinds:

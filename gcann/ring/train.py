@@ -23,8 +23,9 @@ controller, ``docs/training.md``, with ``lag = 1``):
    the host once per epoch, not every step, so a diverged row is stopped at the
    end of its epoch.)
 
-Losses and penalties are ``dynamics.objectives``' ``GAN_LOSSES`` and
-``PENALTIES["r1"]``; hyper-parameters are per row. The knobs a controller sets act
+The objective is :class:`dynamics.minibatch.MinibatchObjective` (the image trainer's too): its
+``GAN_LOSSES`` and ``PENALTIES["r1"]``, reduced per row over each row's valid points; hyper-parameters
+are per row. The knobs a controller sets act
 on its row's objective: ``r1_gamma`` is the R1 weight (replacing the setting's),
 ``noise_sigma`` adds instance noise σ·ε to every input of D in both players'
 losses (ε from the row's own generator), ``clc_weight`` adds λ·(E[D(x)²] over a
@@ -51,7 +52,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
+from dynamics.minibatch import MinibatchObjective, contiguous_runs
+from dynamics.objectives import GAN_LOSSES
 from dynamics.optim import RowOptimiser, ema_step
 from gcann.control import CONTROLLERS, ControlRows, make_controller
 from gcann.control.base import logit_statistics
@@ -156,16 +158,6 @@ class RingRun:
         """Generator weights used for evaluation: the EMA's for rows with an EMA, G's otherwise."""
         has = torch.tensor([s.ema > 0 for s in self.settings], device=self.g_params[0].device)
         return [torch.where(has.view((-1,) + (1,) * (g.dim() - 1)), e, g) for g, e in zip(self.g_params, self.ema_params)]
-
-
-def _groups(values: Sequence) -> list[tuple[int, int, object]]:
-    """Contiguous runs ``(start, stop, value)`` of equal values."""
-    out, start = [], 0
-    for i in range(1, len(values) + 1):
-        if i == len(values) or values[i] != values[start]:
-            out.append((start, i, values[start]))
-            start = i
-    return out
 
 
 def generate(g_params: list[Tensor], z: Tensor, chunk: int = 8) -> Tensor:
@@ -274,16 +266,16 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
     diversity_cfg = next((c.settings for c in controllers if isinstance(c.settings, GCANNConfig)), None)
     plain_rows = all(s.controller == "none" for s in settings)
 
-    loss_groups = _groups([s.loss for s in settings])
     # α in double precision (the source form computes A = α/(α−1) in double, as that code does with Python floats;
     # the exact α-loss rounds α to the logits' precision); the LSGAN targets in the logits' float32
     hp = {name: torch.tensor([s.hp[name] for s in settings], device=dev,
                              dtype=torch.float64 if name.startswith("alpha") else torch.float32).view(S, 1)
           for name in settings[0].hp}
     hp["clamp"] = SOURCE_CLAMP if source else 0.0
-    r1_groups = [(a, b) for a, b, on in _groups([s.r1 > 0 or k in knob_rows.get("r1_gamma", ())
-                                                    for k, s in enumerate(settings)]) if on]
+    r1_groups = [slice(a, b) for a, b, on in contiguous_runs([s.r1 > 0 or k in knob_rows.get("r1_gamma", ())
+                                                              for k, s in enumerate(settings)]) if on]
     r1_gamma = torch.tensor([s.r1 for s in settings], device=dev)
+    objective = MinibatchObjective([s.loss for s in settings], hp, ("r1",) if r1_groups else (), {"gamma": r1_gamma})
     noise_sigma = clc_weight = None
     ema_beta = torch.tensor([s.ema for s in settings])
     ema_beta_dev = ema_beta.to(dev)
@@ -304,10 +296,14 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
 
     def reduce(v: Tensor, n: Tensor | None) -> Tensor:
         """Per-row mean of ``v (rows, B)`` over the batch; with counts ``n`` over each row's first ``n`` entries
-        (the source form, always: a short batch is padded)."""
+        (the source form, always: a short batch is padded; a row with no entry gets 0)."""
         if n is None:
             return v.mean(1)
-        return torch.where(arange_b < n[:, None], v, 0.0).sum(1) / n
+        return torch.where(arange_b < n[:, None], v, 0.0).sum(1) / n.clamp(min=1)
+
+    def reducer(n: Tensor | None):
+        """``dynamics.minibatch``'s reduction of the rows ``rows`` with the rows' counts ``n``."""
+        return lambda v, rows: reduce(v, None if n is None else n[rows])
 
     def d_out(params, x):
         return mlp_forward(DISCRIMINATOR, params, x).squeeze(-1)
@@ -323,30 +319,17 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 eps[k] = torch.randn(x.shape[1:], generator=knob_gens[k]).to(dev)
         return x + noise_sigma.to(x.dtype).view(-1, 1, 1) * eps
 
-    def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None, draw: Tensor | None = None,
-               update: Tensor | None = None, stats: dict | None = None) -> tuple[Tensor, Tensor]:
-        """(loss with R1 and the knobs' terms, plain GAN loss), each (S,); ``n``: the rows' counts of valid
-        samples (source form); ``draw``: the rows that draw instance noise (all when None); ``update``:
-        the rows that take this loss's gradient (their CLC buffers take the batch; None: a measurement
-        only, no CLC term); ``stats``: filled with the controllers' statistics when given."""
-        x_real, fake = noisy(x_real, draw), noisy(fake, draw)
-        r, f = d_out(D, x_real), d_out(D, fake)
-        if stats is not None:
-            with torch.no_grad():
-                stats.update({k: v.tolist() for k, v in logit_statistics(r, f, lambda v: reduce(v, n)).items()})
-        plain = torch.cat([reduce(GAN_LOSSES[name].d(r[a:b], f[a:b], Context(x_real[a:b], fake[a:b], _rows(hp, a, b))),
-                                  _part(n, a, b)) for a, b, name in loss_groups])
-        total = plain
-        for a, b in r1_groups:
-            rows = b - a
-            sub = select(D, a, b)
-            pen = PENALTIES["r1"].fn(lambda x: d_out(sub, x.view(rows, B, 2)).reshape(-1),
-                                     x_real[a:b].reshape(rows * B, 2), None, None,
-                                     {"gamma": r1_gamma[a:b].repeat_interleave(B)})
-            total = torch.cat([total[:a], total[a:b] + reduce(pen.view(rows, B), _part(n, a, b)), total[b:]])
-        if clc is not None and update is not None:
-            # λ (E[D(x)²] over past reals + over past fakes): each updating row's buffers take its batch (its
-            # valid points), then give one; a row that does not update adds nothing
+    def r1_fn(name: str, rows: slice, xr: Tensor, xf: Tensor, xi, hp: dict) -> Tensor:
+        """R1 on the rows ``rows`` only (its double backward through their weights alone), per sample (rows, B)."""
+        m = rows.stop - rows.start
+        sub = select(D, rows.start, rows.stop)
+        return objective.penalty(name, lambda x: d_out(sub, x.view(m, B, 2)).reshape(-1), xr[rows].reshape(m * B, 2),
+                                 None, None, {"gamma": hp["gamma"].repeat_interleave(B)}).view(m, B)
+
+    def clc_fn(update: Tensor, n: Tensor | None):
+        """Closed-loop control's term of the rows that update: each updating row's buffers take its batch (its
+        valid points), then give one; a row that does not update adds nothing."""
+        def term(x_real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
             xr_buf = torch.zeros(len(clc_rows), B, 2, device=dev)
             xf_buf = torch.zeros_like(xr_buf)
             got = torch.zeros(len(clc_rows), dtype=torch.long)
@@ -357,18 +340,33 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                     a, b = clc.push_and_draw(i, x_real[k, :m].detach(), fake[k, :m].detach())
                     xr_buf[i, :len(a)], xf_buf[i, :len(b)] = a, b
                     got[i] = len(a)
-            got = got.to(dev)
             sub = [p.index_select(0, clc_idx) for p in D]
-            valid = arange_b < got[:, None]
-            sq = torch.where(valid, d_out(sub, xr_buf).pow(2) + d_out(sub, xf_buf).pow(2), 0.0)
-            term = sq.sum(1) / got.clamp(min=1)
-            total = total.index_add(0, clc_idx, clc_weight.to(dev, term.dtype)[clc_idx] * term)
-        return total, plain
+            counted = lambda v, rows: reduce(v, got.to(dev))
+            return objective.clc(d_out(sub, xr_buf), d_out(sub, xf_buf), counted), clc_idx
+        return term
+
+    def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None, draw: Tensor | None = None,
+               update: Tensor | None = None, stats: dict | None = None) -> tuple[Tensor, Tensor]:
+        """(loss with R1 and the knobs' terms, plain GAN loss), each (S,); ``n``: the rows' counts of valid
+        samples (source form); ``draw``: the rows that draw instance noise (all when None); ``update``:
+        the rows that take this loss's gradient (their CLC buffers take the batch; None: a measurement
+        only, no CLC term); ``stats``: filled with the controllers' statistics when given."""
+        knobs = {"r1_gamma": r1_gamma} if r1_groups else {}
+        if clc is not None and update is not None:
+            knobs["clc_weight"] = clc_weight
+        out = objective.d_loss(lambda x: d_out(D, x), x_real, fake, reducer(n), knobs=knobs,
+                               noise=(lambda x: noisy(x, draw)) if noise_rows else None,
+                               penalty_fn=r1_fn, penalty_rows=r1_groups,
+                               clc_fn=clc_fn(update, n) if "clc_weight" in knobs else None)
+        if stats is not None:
+            with torch.no_grad():
+                stats.update({k: v.tolist() for k, v in
+                              logit_statistics(out.out_real, out.out_fake, lambda v: reduce(v, n)).items()})
+        return out.total, out.plain
 
     def g_loss(fake: Tensor, n: Tensor | None, mask: Tensor | None = None) -> Tensor:
-        f = d_out(D, noisy(fake, mask))
-        return torch.cat([reduce(GAN_LOSSES[name].g(f[a:b], Context(fake[a:b], fake[a:b], _rows(hp, a, b))),
-                                 _part(n, a, b)) for a, b, name in loss_groups])
+        return objective.g_loss(lambda x: d_out(D, x), fake, reducer(n),
+                                (lambda x: noisy(x, mask)) if noise_rows else None)
 
     def g_objective(fake: Tensor, use_div: list[int], n: Tensor | None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         plain = g_loss(fake, n, mask)
@@ -662,14 +660,6 @@ def _load_state(path: Path, identity: dict, parts: dict, run: RingRun, total_ste
     if len(lines) > n_events:                        # written after the state (a crash between the two)
         atomic_write(ev, lambda tmp: Path(tmp).write_text("".join(x + "\n" for x in lines[:n_events])))
     return state["steps"], state["elapsed"]
-
-
-def _rows(hp: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:
-    return {k: v[a:b] if isinstance(v, Tensor) else v for k, v in hp.items()}
-
-
-def _part(n: Tensor | None, a: int, b: int) -> Tensor | None:
-    return None if n is None else n[a:b]
 
 
 def evaluate_run(run: RingRun, dataset: str = "ring", num_samples: int = TOY_EVAL_SAMPLES) -> dict[str, Tensor]:

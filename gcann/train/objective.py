@@ -1,10 +1,12 @@
-"""The GAN objective of a training run, built from ``dynamics.objectives``.
+"""The GAN objective of a training run: :class:`dynamics.minibatch.MinibatchObjective` for one row.
 
 The losses (``GAN_LOSSES``) and gradient penalties (``PENALTIES``, ``∇ₓD`` by
-autograd) are the very functions the Dirac-GAN testbed differentiates; this
-module only composes them for minibatches: per-sample values reduced by the
-mean, penalties on their own schedule (lazy R1/R2), and the modifiers that act
-on inputs or weights:
+autograd) are the very functions the Dirac-GAN testbed differentiates; they are
+composed for minibatches by :class:`dynamics.minibatch.MinibatchObjective` (the
+ring study's too), here with the plain batch mean as the reduction. This module
+adds what is the trainer's own: the noise schedule and the run's random draws,
+the float32 penalties under autocast, and the networks (compiled or not). The
+terms:
 
 * instance noise: ``x ← x + σ_t·ε`` on every input of D (reals and fakes, in
   both players' losses), ``σ_t = σ₀·max(0, 1 − t/T)`` when annealed over ``T``
@@ -30,7 +32,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from dynamics.objectives import GAN_LOSSES, PENALTIES, Context
+from dynamics.minibatch import MinibatchObjective
 from gcann.control.base import logit_statistics
 
 from .config import TrainConfig
@@ -39,6 +41,11 @@ __all__ = ["GANObjective"]
 
 RandFn = Callable[..., Tensor]
 Knobs = Mapping[str, float] | None
+
+
+def _mean(v: Tensor, rows: slice) -> Tensor:
+    """The trainer's reduction: one row, the plain batch mean."""
+    return v.mean()
 
 
 class GANObjective:
@@ -51,12 +58,12 @@ class GANObjective:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.spec = GAN_LOSSES[cfg.loss]
         self.loss_hp = {"alpha_d": cfg.alpha_d, "alpha_g": cfg.alpha_g, "clamp": cfg.alpha_clamp,
                         "a": cfg.lsgan_a, "b": cfg.lsgan_b, "c": cfg.lsgan_c}
-        self.penalties = cfg.penalties
-        self.pen_hp = {"gamma": cfg.gamma, "c": 0.0 if "gp0" in cfg.reg else cfg.gp_center}
-        self.lazy = tuple(p for p in self.penalties if p in ("r1", "r2"))
+        self.objective = MinibatchObjective(
+            cfg.loss, self.loss_hp, cfg.penalties, {"gamma": cfg.gamma, "c": 0.0 if "gp0" in cfg.reg else cfg.gp_center},
+            reg_every=cfg.reg_every, l2=cfg.l2 if "l2" in cfg.reg else 0.0)
+        self.lazy = self.objective.lazy
 
     # ------------------------------------------------------------------ pieces
     def sigma(self, step: int, knobs: Knobs = None) -> float:
@@ -70,11 +77,9 @@ class GANObjective:
             return c.noise_sigma
         return c.noise_sigma * max(0.0, 1.0 - step / c.noise_anneal_steps)
 
-    def _noisy(self, x: Tensor, sigma: float, randn: RandFn) -> Tensor:
-        return x if sigma == 0 else x + sigma * randn(x.shape)
-
-    def _ctx(self, real: Tensor | None, fake: Tensor) -> Context:
-        return Context(real if real is not None else fake, fake, self.loss_hp)
+    def _noise(self, step: int, randn: RandFn, knobs: Knobs) -> Callable[[Tensor], Tensor] | None:
+        sigma = self.sigma(step, knobs)
+        return None if sigma == 0 else (lambda x: x + sigma * randn(x.shape))
 
     # ------------------------------------------------------------------ losses
     def d_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, d_step: int,
@@ -92,53 +97,34 @@ class GANObjective:
         fakes and E[sign D(x_real)] (device scalars) when given.
         """
         D_grad = D if D_grad is None else D_grad
-        xr, xf = self._inputs(real, fake, step, randn, knobs)
-        out_r, out_f = D(xr), D(xf)
-        gan = self.spec.d(out_r, out_f, self._ctx(xr, xf)).mean()
-        if stats is not None:
-            with torch.no_grad():
-                stats.update(logit_statistics(out_r.float(), out_f.float()))
-        total = gan
-        penalties, pen_hp = self.penalties, self.pen_hp
-        if knobs and "r1_gamma" in knobs:
-            penalties = penalties if "r1" in penalties else penalties + ("r1",)
-            pen_hp = {**pen_hp, "gamma": float(knobs["r1_gamma"])}
-        for p in penalties:
-            weight = 1.0
-            if p in self.lazy and self.cfg.reg_every > 1:
-                if d_step % self.cfg.reg_every != 0:
-                    continue
-                weight = float(self.cfg.reg_every)
-            xi = None
-            if p == "gp":
-                eps = rand((xr.shape[0],) + (1,) * (xr.dim() - 1))
-                xi = eps * xr.detach() + (1 - eps) * xf.detach()
+
+        def penalty_fn(name, rows, xr, xf, xi, hp):
             with torch.autocast(xr.device.type, enabled=False):  # penalties in float32
-                pen = PENALTIES[p].fn(D_grad, xr.float(), xf.float(), None if xi is None else xi.float(), pen_hp)
-            total = total + weight * pen.mean()
-        if knobs and "clc_weight" in knobs:
+                return self.objective.penalty(name, D_grad, xr.float(), xf.float(), None if xi is None else xi.float(), hp)
+
+        def clc_fn(xr, xf):
             if buffers is None:
                 raise ValueError("the clc_weight knob needs the caller's sample buffers")
             br, bf = buffers.push_and_draw(0, xr.detach(), xf.detach())
-            total = total + float(knobs["clc_weight"]) * (D(br).float().pow(2).mean() + D(bf).float().pow(2).mean())
-        if "l2" in self.cfg.reg:
-            total = total + 0.5 * self.cfg.l2 * sum(q.pow(2).sum() for q in D_grad.parameters())
-        return total, gan
+            return self.objective.clc(D(br).float(), D(bf).float(), _mean), None
+
+        out = self.objective.d_loss(D, real, fake, _mean, d_step=d_step, knobs=knobs, noise=self._noise(step, randn, knobs),
+                                    penalty_fn=penalty_fn, rand=rand, clc_fn=clc_fn, params=D_grad.parameters())
+        if stats is not None:
+            with torch.no_grad():
+                stats.update(logit_statistics(out.out_real.float(), out.out_fake.float()))
+        return out.total, out.plain
 
     def d_gan_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, randn: RandFn, knobs: Knobs = None,
                    stats: dict | None = None) -> Tensor:
         """D's plain GAN loss (no regularisers): what the controller reads when D does not train."""
-        xr, xf = self._inputs(real, fake, step, randn, knobs)
+        noise = self._noise(step, randn, knobs)
+        xr, xf = (real, fake) if noise is None else (noise(real), noise(fake))
         out_r, out_f = D(xr), D(xf)
         if stats is not None:
             stats.update(logit_statistics(out_r.float(), out_f.float()))
-        return self.spec.d(out_r, out_f, self._ctx(xr, xf)).mean()
-
-    def _inputs(self, real: Tensor, fake: Tensor, step: int, randn: RandFn, knobs: Knobs = None) -> tuple[Tensor, Tensor]:
-        sigma = self.sigma(step, knobs)
-        return self._noisy(real, sigma, randn), self._noisy(fake, sigma, randn)
+        return self.objective.d_gan(out_r, out_f, xr, xf, _mean)
 
     def g_loss(self, D: nn.Module, fake: Tensor, step: int, randn: RandFn, knobs: Knobs = None) -> Tensor:
         """G's GAN loss on ``fake`` (with its graph to G)."""
-        xf = self._noisy(fake, self.sigma(step, knobs), randn)
-        return self.spec.g(D(xf), self._ctx(None, xf)).mean()
+        return self.objective.g_loss(D, fake, _mean, self._noise(step, randn, knobs))

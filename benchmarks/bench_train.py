@@ -140,9 +140,9 @@ def cpu_figures(args, ds, gc) -> None:
     orig_observe, orig_plan = ControlRows.observe, ControlRows.plan_of
 
     def timed(fn):
-        def wrapper(self, *a):
+        def wrapper(self, *a, **kw):
             t = time.perf_counter()
-            out = fn(self, *a)
+            out = fn(self, *a, **kw)
             spent[0] += time.perf_counter() - t
             return out
         return wrapper

@@ -22,11 +22,17 @@ projects the time of the full 400 epochs from it; the per-seed loop's projection
 time measured above × 200 seeds × 156,000 steps.
 
 ``--profile`` also prints the batched step's operators and kernels (torch.profiler, sorted by their own time
-on the device) over ``--steps`` steps: what to read before choosing a lever. ``--form`` chooses the study's form
-(source: the authors' code, the default; exact).
+on the device) over ``--steps`` steps: what to read before choosing a lever (on the CPU, read it beside the clock:
+under torch.profiler the weight-gradient ``bmm`` of G's 400-wide layers runs about 17 ms against 9.4 ms without
+it). ``--form`` chooses the study's form (source: the authors' code, the default; exact).
+
+``--compare-backward`` (CPU) times the batched step with each of the layer's two backwards, alternated in one
+process (``--reps`` calls each, medians): autograd's own backward of ``baddbmm`` (the default) and the
+seed-by-seed weight gradient (``gcann.ring.models.CPU_SEEDWISE_BACKWARD``), and checks that both give every
+seed the same weights.
 
 Usage: python benchmarks/bench_ring.py [--seeds 64] [--steps 10] [--device cpu|cuda] [--study-epochs E]
-       [--form source|exact] [--profile] [--out benchmarks/results/bench_ring.txt]
+       [--form source|exact] [--profile] [--compare-backward [--reps 3]] [--out benchmarks/results/bench_ring.txt]
 """
 from __future__ import annotations
 
@@ -54,6 +60,8 @@ def main() -> None:
     ap.add_argument("--study-seeds", type=int, default=200)
     ap.add_argument("--form", choices=("source", "exact"), default="source")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--compare-backward", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     dev = torch.device(a.device)
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
@@ -130,6 +138,8 @@ def main() -> None:
                         f"{step_l / step_b / (step_l / n / (flops / rate)):.0%} of the largest ratio (goal >= 90 %)")
     if floor is not None:
         lines[8:8] = step_breakdown(plain, n, steps, dev, a.form, floor)
+    if a.compare_backward and dev.type == "cpu":
+        lines += compare_backward(plain, n, steps, a.form, a.reps)
     if a.profile:
         lines += profile_step(plain, n, steps, dev, a.form)
     if a.study_epochs:
@@ -185,6 +195,36 @@ def profile_step(setting, n: int, steps: int, dev: torch.device, form: str, top:
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=48)
     return [f"profile of {steps} batched steps of {n} seeds (set-up included), by {key}:", *table.splitlines()]
+
+
+def compare_backward(setting, n: int, steps: int, form: str, reps: int) -> list[str]:
+    """The batched CPU step with autograd's backward of ``baddbmm`` and with the seed-by-seed weight gradient
+    (``gcann.ring.models.CPU_SEEDWISE_BACKWARD``), ``reps`` calls of each alternated in this process (the
+    machine's load then weighs on both alike): the median step of each call, the median over calls."""
+    from gcann.ring import models
+
+    def call(seedwise: bool):
+        models.CPU_SEEDWISE_BACKWARD = seedwise
+        marks = []
+        run = train_ring([setting] * n, list(range(n)), epochs=WARM + steps, n_train=128, curve_every=0,
+                         progress=lambda e, E: marks.append(time.perf_counter()), form=form)
+        return statistics.median([b - a for a, b in zip(marks, marks[1:])][WARM - 1:]), run
+    default = models.CPU_SEEDWISE_BACKWARD
+    got = {False: [], True: []}
+    try:
+        runs = {k: call(k)[1] for k in (False, True)}                            # warm-up, and the weights
+        for r in range(reps):
+            for k in ((False, True) if r % 2 == 0 else (True, False)):
+                got[k].append(call(k)[0])
+    finally:
+        models.CPU_SEEDWISE_BACKWARD = default
+    same = all(torch.equal(x, y) for x, y in zip(runs[False].g_params + runs[False].d_params,
+                                                 runs[True].g_params + runs[True].d_params))
+    old, new = (statistics.median(got[k]) for k in (False, True))
+    each = lambda k: ", ".join(f"{1e3 * t:.1f}" for t in got[k])
+    return [f"  layer backward, {reps} calls of each alternated: autograd's baddbmm backward {1e3 * old:.1f} ms/step "
+            f"({each(False)}), seed-by-seed weight gradient {1e3 * new:.1f} ms/step ({each(True)}): "
+            f"the seed-by-seed step at {old / new:.3f}x the default's speed; the same weights either way: {same}"]
 
 
 def step_breakdown(setting, n: int, steps: int, dev: torch.device, form: str, floor: tuple[float, float]) -> list[str]:

@@ -137,7 +137,13 @@ def main() -> None:
         lines.insert(7, f"  batched step against the floor: {flops / rate * n / step_b:.0%} of the matmul floor's speed, "
                         f"{step_l / step_b / (step_l / n / (flops / rate)):.0%} of the largest ratio (goal >= 90 %)")
     if floor is not None:
-        lines[8:8] = step_breakdown(plain, n, steps, dev, a.form, floor)
+        adam = adam_time(n)
+        per_seed = flops / rate * n
+        lines[8:8] = [f"  Adam's fused kernel alone, by the clock: {1e3 * adam:.1f} ms per step of {n} seeds (D and G, "
+                      f"memory-bound); with it no step doing this arithmetic exceeds floor / (floor + Adam) = "
+                      f"{per_seed / (per_seed + adam):.0%} of the floor's speed, even with matmuls at the floor's rate "
+                      f"and nothing else"]
+        lines[9:9] = step_breakdown(plain, n, steps, dev, a.form, floor)
     if a.compare_backward and dev.type == "cpu":
         lines += compare_backward(plain, n, steps, a.form, a.reps)
     if a.profile:
@@ -255,11 +261,34 @@ def step_breakdown(setting, n: int, steps: int, dev: torch.device, form: str, fl
     flops, rate = floor
     mm_rate = flops * n / per["matmul"]
     rest = wall - per["matmul"] - per["adam"]
-    return [f"  where a batched step goes (profiled, {steps} steps, set-up subtracted): {1e3 * wall:.1f} ms/step under "
+    return [f"  where a batched step goes (profiled, {steps} steps, set-up subtracted; the profiler slows the "
+            f"weight-gradient bmm of G's layers about 1.8x, so the matmul share is an upper bound): "
+            f"{1e3 * wall:.1f} ms/step under "
             f"the profiler = matmuls {1e3 * per['matmul']:.1f} ms ({mm_rate / 1e9:.0f} GFLOP/s, {mm_rate / rate:.0%} "
             f"of the floor's rate) + Adam's fused kernel {1e3 * per['adam']:.1f} ms + the rest (activations and "
             f"their gradients, losses, data, Python) {1e3 * rest:.1f} ms; the matmuls alone are "
             f"{flops * n / rate / per['matmul']:.0%} of the floor's speed"]
+
+
+def adam_time(n: int, reps: int = 5) -> float:
+    """Seconds of one Adam update (``dynamics.optim.RowOptimiser``, the ring's, fused on the CPU) of ``n`` seeds'
+    D and G, by the clock (median of ``reps``, after a warm-up): the optimiser's share of a step, timed alone."""
+    from dynamics.optim import RowOptimiser
+    from gcann.ring.train import BETAS
+    from gcann.ring.models import DISCRIMINATOR, GENERATOR, init_mlp
+
+    gens = [torch.Generator().manual_seed(k) for k in range(n)]
+    nets = [init_mlp(spec, gens) for spec in (DISCRIMINATOR, GENERATOR)]
+    opts = [RowOptimiser(P, "adam", betas=BETAS) for P in nets]
+    grads = [[torch.randn_like(q) * 1e-3 for q in P] for P in nets]
+    lr = torch.full((n,), 1e-4, dtype=torch.float64)
+    times = []
+    for r in range(reps + 1):
+        t = time.perf_counter()
+        for opt, g in zip(opts, grads):
+            opt.step(g, lr)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
 
 
 def matmul_floor(n: int, dev: torch.device, reps: int = 5) -> tuple[float, float]:

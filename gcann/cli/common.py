@@ -207,17 +207,37 @@ def estimate_note(seconds: float, what: str, quiet: bool = False, threshold: flo
     click.echo(f"gcann: {what}: about {human_seconds(seconds)} (estimate); Ctrl-C stops it", err=True)
 
 
-def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
+def parse_set(items: tuple[str, ...], flag: str = "--set") -> dict[str, Any]:
     """``--set KEY=VALUE`` items as a dict (values read as JSON where they parse, else strings)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+            raise UserError(f"{flag} takes KEY=VALUE, got {item!r}")
         try:
             out[key.replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
             out[key.replace("-", "_")] = value
+    return out
+
+
+def parse_mapping(flag: str, items: str | tuple[str, ...] | None) -> dict[str, Any]:
+    """A repeatable settings option (``--controller-set``, ``--gcann``): each item a JSON object or KEY=VALUE
+    (the value read as JSON where it parses, else a string), merged left to right."""
+    out: dict[str, Any] = {}
+    for item in (items,) if isinstance(items, str) else (items or ()):
+        if item.lstrip().startswith("{"):
+            try:
+                value = json.loads(item)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{flag} takes a JSON object or KEY=VALUE, got {item!r} ({e.msg})") from None
+            if not isinstance(value, dict):
+                raise UserError(f"{flag} takes a JSON object or KEY=VALUE, got {item!r}")
+            out.update(value)
+        elif "=" not in item.lstrip("="):
+            raise UserError(f"{flag} takes a JSON object or KEY=VALUE, got {item!r}")
+        else:
+            out.update(parse_set((item,), flag))
     return out
 
 

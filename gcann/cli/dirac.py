@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .common import (FloatAbove, IntAtLeast, UserError, atomic_write, check_device, check_output, estimate_note,
-                     parse_floats, progress_bar)
+                     parse_floats, parse_mapping, progress_bar)
 
 # hyper-parameter options shared by the dirac commands: CLI flag -> help (gcann.dirac.simulation.PARAM_NAMES)
 PARAM_OPTIONS = {
@@ -145,8 +145,8 @@ def _parse_event_kinds(text: str | None):
               help="drive the run with one controller per trajectory: any of `gcann controllers` that reads only "
                    "the losses (none, gcann and its ablations, ttur, gap, clc: CLC's damping -λψ); --gcann is "
                    "--controller gcann")
-@click.option("--controller-set", "controller_set", default=None, metavar="JSON",
-              help='the controller\'s settings, e.g. \'{"weight": 2}\' for clc')
+@click.option("--controller-set", "controller_set", multiple=True, metavar="KEY=VALUE|JSON",
+              help='the controller\'s settings, e.g. weight=2 or \'{"weight": 2}\' for clc (repeatable)')
 @click.option("--events", type=click.Path(path_type=Path), default=None,
               help="with a controller: write its events as JSON lines (with their row)")
 @click.option("--event-kinds", default=None, metavar="KIND[,KIND...]|all",
@@ -165,9 +165,9 @@ def simulate(method, dim, base, scheme, lr, lr_d, lr_g, optimizer, momentum, n_d
     device = check_device(device)
     if events is not None and gcann_cfg is None and controller is None:
         raise UserError("--events needs a controller (--controller NAME or --gcann)")
-    if controller_set is not None and controller is None:
+    if controller_set and controller is None:
         raise UserError("--controller-set needs --controller")
-    settings = _json_object("--controller-set", controller_set) if controller_set is not None else {}
+    settings = parse_mapping("--controller-set", controller_set)
     if event_kinds is not None and events is None:
         raise UserError("--event-kinds needs --events")
     spec = SimulationSpec(method, _param_lists(kw), dim=dim, base=base, scheme=scheme, lr=lr, lr_d=lr_d, lr_g=lr_g,
@@ -370,13 +370,3 @@ def study(out, gif, fmt, dpi, seed, as_json, quiet):
     click.echo(f"wrote {out}/table.md, {out}/table.json and {out}/figures/", err=True)
 
 
-def _json_object(flag: str, text: str) -> dict:
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{flag} must be a JSON object, got {text!r} ({e.msg})") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{flag} must be a JSON object, got {text!r}")
-    return value

@@ -8,14 +8,13 @@ the rest. ``--set KEY=VALUE`` reaches the same fields (and the controller's
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .common import UserError, check_writable, parse_set
+from .common import UserError, check_writable, parse_set, parse_mapping
 
 # ---------------------------------------------------------------------------- #
 # options generated from TrainConfig
@@ -70,21 +69,18 @@ def _config_options(fn):
         elif t == "float":
             fn = click.option(flag, f.name, type=float, default=None, metavar="X", help=helps.get(f.name, f.name))(fn)
         elif t == "dict":
-            fn = click.option(flag, f.name, default=None, metavar="JSON", help=helps.get(f.name, f.name) + " (JSON)")(fn)
+            fn = click.option(flag, f.name, multiple=True, metavar="KEY=VALUE|JSON",
+                              help=helps.get(f.name, f.name) + " (KEY=VALUE or a JSON object; repeatable)")(fn)
         else:
             fn = click.option(flag, f.name, type=str, default=None, metavar="TEXT", help=helps.get(f.name, f.name))(fn)
     return fn
 
 
 def _overrides(kw: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
-    over = {k: v for k, v in kw.items() if v is not None}
+    over = {k: v for k, v in kw.items() if v is not None and v != ()}
     for name in ("gcann", "controller_set"):
         if name in over:
-            try:
-                over[name] = json.loads(over[name])
-            except json.JSONDecodeError as e:
-                flag = "--" + name.replace("_", "-")
-                raise UserError(f"{flag} must be a JSON object, got {over[name]!r} ({e.msg})") from None
+            over[name] = parse_mapping("--" + name.replace("_", "-"), over[name])
     over.update(parse_set(sets))
     return over
 

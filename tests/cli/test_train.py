@@ -145,3 +145,16 @@ def test_truncated_image_found_in_training_is_one_line(tmp_path, capsys, workers
                "--out", str(tmp_path / "run"), "--max-steps", "6", *TINY, "--num-workers", workers])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and err.startswith("gcann: error:") and "zz_truncated.jpg" in err, err
+
+
+def test_controller_settings_as_key_value_or_json(tmp_path, capsys):
+    """--controller-set takes KEY=VALUE items or JSON objects, merged left to right, into config.json."""
+    root = _images(tmp_path / "imgs")
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(root),
+                 "--max-steps", "1", "--out", str(out), "--controller", "ttur", "--controller-set", "ratio=4",
+                 "--controller-set", '{"ratio": 5}', "--controller-set", "ratio=2.5", "--num-workers", "1", *TINY]) == 0
+    assert json.loads((out / "config.json").read_text())["controller_set"] == {"ratio": 2.5}
+    assert main(["train", "--preset", "celeba-dcgan", "--controller", "ttur", "--controller-set", "ratio",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--controller-set takes a JSON object or KEY=VALUE" in capsys.readouterr().err

@@ -112,11 +112,23 @@ def test_clc_from_the_command_line_converges(capsys):
     assert out["verdicts"]["converging"] == 1.0 and out["controller"]["name"] == "clc"
 
 
+def test_controller_settings_key_value_equals_json(capsys):
+    runs = []
+    for sets in (["weight=0.5"], ['{"weight": 0.5}'], ["weight=2", '{"weight": 0.5}']):
+        args = ["dirac", "simulate", "--method", "gan", "--controller", "clc", "--random", "4", "--steps", "200", "--json", "-q"]
+        assert main(args + [x for s in sets for x in ("--controller-set", s)]) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[0]["controller"]["settings"]["weight"] == 0.5
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--controller", "ada"], "Dirac-GAN"),
     (["--controller", "nope"], "unknown controller"),
     (["--controller", "ttur", "--controller-set", '{"rato": 2}'], "unknown setting"),
-    (["--controller", "ttur", "--controller-set", "[1]"], "JSON object"),
+    (["--controller", "ttur", "--controller-set", "[1]"], "JSON object or KEY=VALUE"),
+    (["--controller", "ttur", "--controller-set", "ratio"], "JSON object or KEY=VALUE"),
+    (["--controller", "ttur", "--controller-set", "{1: 2}"], "JSON object or KEY=VALUE"),
     (["--controller", "ttur", "--gcann", "dirac"], "configures the GCANN controllers"),
     (["--controller-set", "{}"], "needs --controller"),
 ])

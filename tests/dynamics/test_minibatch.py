@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from dynamics.minibatch import MinibatchObjective, contiguous_runs
 from dynamics.objectives import ObjectiveError
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64
 
 
 def _mean(v, rows):
@@ -33,7 +33,8 @@ def _linear(psi, c=0.3):
 
 def _batch(seed, B=16, d=3):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(B, d, generator=g), torch.randn(B, d, generator=g) + 1.0, torch.randn(d, generator=g)
+    return (torch.randn(B, d, generator=g, dtype=F64), torch.randn(B, d, generator=g, dtype=F64) + 1.0,
+            torch.randn(d, generator=g, dtype=F64))
 
 
 @given(seed=st.integers(0, 10_000), gamma=st.floats(0.01, 10.0), l2=st.floats(0.0, 1.0))
@@ -110,9 +111,9 @@ def test_rows_side_by_side_equal_each_row_alone(seed, losses):
     """Stacked rows with their own losses, penalty rows and per-row γ give each row its single-row objective."""
     R, B, d = len(losses), 8, 2
     g = torch.Generator().manual_seed(seed)
-    xr, xf = torch.randn(R, B, d, generator=g), torch.randn(R, B, d, generator=g)
-    psi = torch.randn(R, d, 1, generator=g)
-    gamma = torch.rand(R, generator=g)
+    xr, xf = torch.randn(R, B, d, generator=g, dtype=F64), torch.randn(R, B, d, generator=g, dtype=F64)
+    psi = torch.randn(R, d, 1, generator=g, dtype=F64)
+    gamma = torch.rand(R, generator=g, dtype=F64)
     hp = {"a": 0.0, "b": 1.0, "c": 1.0}
     stacked = MinibatchObjective(losses, hp, ("r1",), {"gamma": gamma})
     D = lambda x: torch.bmm(x, psi).squeeze(-1)
@@ -140,4 +141,4 @@ def test_bad_descriptions_are_refused():
         MinibatchObjective("alpha_ns", {"alpha_g": 1.0})
     with pytest.raises(ObjectiveError, match="reg_every"):
         MinibatchObjective("gan", {}, reg_every=0)
-    assert math.isclose(float(MinibatchObjective("gan", {}).l2_term([torch.ones(3)])), 0.0)
+    assert math.isclose(float(MinibatchObjective("gan", {}).l2_term([torch.ones(3, dtype=F64)])), 0.0)

@@ -58,7 +58,7 @@ def test_train_resume_sample_on_an_image_folder(tmp_path, capsys):
     (["train", "--preset", "mnist5k-demo", "--batch-size", "0"], "batch_size must be an integer >= 1"),
     (["train", "--preset", "mnist5k-demo", "--set", "nonsense"], "--set takes KEY=VALUE"),
     (["train", "--preset", "mnist5k-demo", "--set", "nokey=1"], "unknown"),
-    (["train", "--preset", "mnist5k-demo", "--gcann", "{oops"], "--gcann must be a JSON object"),
+    (["train", "--preset", "mnist5k-demo", "--gcann", "{oops"], "--gcann takes a JSON object or KEY=VALUE"),
     (["train", "--resume", "/nonexistent/run"], "no such run folder"),
     (["train", "--preset", "mnist5k-demo", "--out", "/proc/gcann-run"], "cannot write the run folder"),
     (["sample", "/nonexistent.pt"], "no checkpoint at"),

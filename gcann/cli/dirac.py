@@ -303,9 +303,9 @@ def table(as_json, out, with_gcann, n_init, seed, controllers, quiet):
     names = None
     if controllers is not None:
         from gcann.control import CONTROLLERS
-        from gcann.dirac.table import DIRAC_CONTROLLERS
+        from gcann.dirac.table import dirac_controllers
 
-        names = DIRAC_CONTROLLERS if controllers.strip() == "all" else \
+        names = dirac_controllers() if controllers.strip() == "all" else \
             tuple(c.strip() for c in controllers.split(",") if c.strip())
         unknown = [c for c in names if c not in CONTROLLERS]
         if not names or unknown:

@@ -21,7 +21,7 @@ from .spectra import map_spectral_radii
 
 Tensor = torch.Tensor
 
-__all__ = ["COLUMN_TITLES", "COLUMNS", "CONFIG_TITLES", "DIRAC_CONTROLLERS", "EXTRA_METHODS", "TABLE_METHODS",
+__all__ = ["COLUMN_TITLES", "COLUMNS", "CONFIG_TITLES", "dirac_controllers", "EXTRA_METHODS", "TABLE_METHODS",
            "controller_table", "default_configs", "gcann_table", "study_tables", "study_table_rows"]
 
 #: (label, method, params, dim) of the table rows
@@ -192,12 +192,25 @@ def gcann_table(n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR, eps
     return md, doc
 
 
-#: The controllers of ``gcann dirac table --controllers`` by default: every registered one the testbed can run
-#: (ADA reads D on real data, which sit at 0 in the Dirac-GAN).
-DIRAC_CONTROLLERS = ("none", "gcann", "gcann-reactive", "gcann-proactive", "gcann-skip", "ttur", "gap", "clc")
+def dirac_controllers() -> tuple[str, ...]:
+    """The controllers of ``gcann dirac table --controllers all``: every registered one, a column each (ADA's
+    column is n/a with its reason: it reads D on real data, which sit at 0 in the Dirac-GAN)."""
+    from gcann.control import CONTROLLERS
+
+    return tuple(CONTROLLERS)
 
 
-def controller_table(controllers=DIRAC_CONTROLLERS, n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR,
+def _cell(c: dict) -> str:
+    """A table cell: the converging fraction / median final distance, and the commonest other verdict."""
+    if "refused" in c:
+        return "n/a"
+    text = f"{_fmt(c['converged'], 'frac')} / {_fmt(c['median_final_distance'], 'dist')}"
+    others = {k: c.get(k.replace(" ", "_"), 0.0) for k in LABELS if k != "converging"}
+    top = max(others, key=others.get)
+    return text + (f" ({top} {_fmt(others[top], 'frac')})" if others[top] > 0 else "")
+
+
+def controller_table(controllers=None, n_init: int = 64, steps: int = 2000, lr: float = DEFAULT_LR,
                      eps: float = 1e-3, methods=None, *, seed: int = 0, progress=None) -> tuple[str, dict]:
     """Which methods converge under each controller: per method (:data:`TABLE_METHODS`) and controller, the
     fraction of ``n_init`` seeded initial points whose trajectory converges (simGD, SGD, lr_D = lr_G = ``lr``,
@@ -211,6 +224,7 @@ def controller_table(controllers=DIRAC_CONTROLLERS, n_init: int = 64, steps: int
     from .configs import controller_settings
     from .controlled_simulator import simulate_controlled
 
+    controllers = dirac_controllers() if controllers is None else tuple(controllers)
     unknown = [c for c in controllers if c not in CONTROLLERS]
     if unknown:
         raise ObjectiveError(f"unknown controller(s) {', '.join(unknown)}; choose from {', '.join(CONTROLLERS)}")
@@ -243,12 +257,11 @@ def controller_table(controllers=DIRAC_CONTROLLERS, n_init: int = 64, steps: int
     for r in rows:
         cells = []
         for name in controllers:
-            c = r["cells"][name]
-            cells.append("n/a" if "refused" in c else
-                         f"{_fmt(c['converged'], 'frac')} / {_fmt(c['median_final_distance'], 'dist')}")
+            cells.append(_cell(r["cells"][name]))
         lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     foot = (f"\nEach cell: fraction of {n_init} seeded initial points (uniform in [−1, 1]^(2n)) converging "
-            f"(dynamics.verdict.classify) / median final distance to the equilibrium, simGD + SGD, "
+            f"(dynamics.verdict.classify) / median final distance to the equilibrium (and, in brackets, the "
+            f"commonest other verdict with its fraction), simGD + SGD, "
             f"lr_d = lr_g = {lr:g}, {steps} steps, one controller per trajectory (gcann.control; the GCANN ones "
             f"with DIRAC_CONFIG's values). n/a: the controller is undefined for that objective "
             f"(table.json says why).\n")

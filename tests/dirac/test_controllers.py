@@ -82,6 +82,24 @@ def test_ttur_step_is_the_two_rate_map_spiralling_out():
     assert torch.allclose(q[1:] / q[:-1], torch.full_like(q[1:], 1 + a * b), rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize("ratio", [1.0, 3.0, 10.0])
+def test_ttur_closed_loop_eigenvalues_by_autograd(ratio):
+    """TTUR's closed-loop step map at the equilibrium, I + diag(h_G, h_D)·∂v/∂z with the field's Jacobian by
+    autograd, has the eigenvalues 1 ± i·f′(0)·√(h_G h_D) (h_D = ratio·h_G), of modulus √(1 + f′(0)² h_G h_D) > 1."""
+    game, h = make_game("gan"), 0.1
+    ctl = make_controller("ttur", h, h, {"ratio": ratio}, loss="gan")
+    plan = ctl.initial_plan()
+    h_g, h_d = float(plan.lr_g), float(plan.lr_d)
+    assert h_d == pytest.approx(ratio * h_g)
+    J = torch.autograd.functional.jacobian(lambda z: game.field(z[None], create_graph=True)[0],
+                                           torch.zeros(2, dtype=torch.float64))
+    M = torch.eye(2, dtype=torch.float64) + torch.diag(torch.tensor([h_g, h_d], dtype=torch.float64)) @ J
+    got = sorted(torch.linalg.eigvals(M).tolist(), key=lambda c: c.imag)
+    w = F1 * (h_g * h_d) ** 0.5
+    assert all(abs(a - b) < 1e-12 for a, b in zip(got, [complex(1, -w), complex(1, w)]))
+    assert all(abs(c) > 1 for c in got)
+
+
 def test_no_controller_rows_equal_the_plain_simulator():
     game = make_game("nsgan")
     z0 = torch.rand(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
@@ -154,6 +172,19 @@ def test_the_controller_table_counts_what_the_controlled_simulator_gives(tmp_pat
     assert gan["clc"]["converged"] == sum(lab == "converging" for lab in labels) / 6
     assert "refused" in doc["rows"][1]["cells"]["gap"] and "V* = 0" in doc["rows"][1]["cells"]["gap"]["refused"]
     assert "| wgan (clip 1) |" in md and "n/a" in md
+
+
+def test_all_controllers_get_a_table_column_and_cells_name_the_commonest_other_verdict():
+    from gcann.control import CONTROLLERS
+    from gcann.dirac.table import _cell, controller_table, dirac_controllers
+
+    assert dirac_controllers() == tuple(CONTROLLERS)
+    cell = {"converged": 0.25, "median_final_distance": 0.5, "slowly_converging": 0.5, "stalled": 0.0,
+            "oscillating": 0.25, "diverging": 0.0}
+    assert _cell(cell).endswith("(slowly converging 0.50)") and _cell({"refused": "why"}) == "n/a"
+    assert "(" not in _cell({**cell, "converged": 1.0, "slowly_converging": 0.0, "oscillating": 0.0})
+    md, doc = controller_table(("ada", "gcann-div"), n_init=2, steps=20, methods=["gan"])
+    assert "refused" in doc["rows"][0]["cells"]["ada"] and "converged" in doc["rows"][0]["cells"]["gcann-div"]
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ def controllers(as_json):
     from gcann.control import CONTROLLERS
 
     docs = [cls.describe() for cls in CONTROLLERS.values()]
+    for d in docs:   # each setting's default at a glance (the settings keep theirs with range and help)
+        d["defaults"] = {k: v["default"] for k, v in d["settings"].items()}
     if as_json:
         click.echo(json.dumps(docs, indent=1))
         return

@@ -38,9 +38,13 @@ from .base import KNOBS, STATISTICS, Controller, Observation, Plan
 __all__ = ["ControlRows", "RowPlans", "event_record"]
 
 
-def event_record(event: Event, row: int | None = None, controller: str | None = None) -> dict[str, Any]:
-    """The one record of a controller's event in every log: ``Event.to_dict()`` plus the row and the controller."""
+def event_record(event: Event, row: int | None = None, controller: str | None = None, lag: int = 0) -> dict[str, Any]:
+    """The one record of a controller's event in every log (trainer, ring, Dirac testbed): ``Event.to_dict()``
+    with ``observed_step`` (the step whose losses triggered it) and ``step`` (the step it governs,
+    ``observed_step + lag``), plus the row and the controller."""
     out = event.to_dict()
+    out["observed_step"] = out["step"]
+    out["step"] = out["step"] + lag
     if row is not None:
         out["row"] = row
     if controller is not None:
@@ -106,8 +110,10 @@ class ControlRows:
 
     def observe(self, step: int, loss_d: Sequence[float], loss_g: Sequence[float], *,
                 live: Sequence[bool] | Tensor | None = None, stats: Mapping[str, Sequence[float]] | None = None,
-                epoch: int = 0) -> list[dict[str, Any]]:
-        """Observe step ``step`` of every live row; queue the plans it leads to; return the events' records."""
+                epoch: int = 0, lag: int | None = None) -> list[dict[str, Any]]:
+        """Observe step ``step`` of every live row; queue the plans it leads to; return the events' records
+        (:func:`event_record`, governing step ``step + lag``; ``lag`` defaults to this object's: an engine that
+        delays its observations itself, as the trainer, gives its own)."""
         if live is not None:
             self._live = torch.as_tensor(live, dtype=torch.bool).clone()
         missing = [s for s in self.needs if stats is None or s not in stats]
@@ -122,7 +128,7 @@ class ControlRows:
             extra = {s: float(stats[s][k]) for s in c.needs} if c.needs else {}
             plan = c.observe(Observation(step, float(loss_d[k]), float(loss_g[k]), epoch, **extra))
             nxt[k] = plan
-            events.extend(event_record(e, k, c.name) for e in plan.events)
+            events.extend(event_record(e, k, c.name, self.lag if lag is None else lag) for e in plan.events)
         self._queue.append(nxt)
         self._queue.pop(0)
         self._cache = None

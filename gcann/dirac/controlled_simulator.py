@@ -215,16 +215,14 @@ def simulate_controlled(
             what = ", ".join(f"{name}={v!r}" for name, v in (("loss_d", float(seen_d[b])), ("loss_g", float(seen_g[b])))
                              if not math.isfinite(v))
             log(b, event_record(Event(k, "diverged", "nonfinite_loss", p.lr_d, p.lr_d, p.lr_g, p.lr_g,
-                                      {"losses": what})))
+                                      {"losses": what}), b, controllers[b].name))
             stopped[b] = True
             if not bool(dead[b]):
                 dead[b] = True
                 dead_step[b] = k
         for record in rows.observe(k, torch.nan_to_num(seen_d).tolist(), torch.nan_to_num(seen_g).tolist(),
                                    live=~stopped):
-            b = record.pop("row")
-            record.pop("controller")
-            log(b, record)
+            log(record["row"], record)
         plans = rows.plans()
         trd, trg = plans.d_steps > 0, plans.g_steps > 0
         exd = (plans.d_steps - 1).clamp(min=0).to(torch.int32)

@@ -596,8 +596,9 @@ class _GraphedStep:
 StateError = CheckpointError
 
 _STATE_KIND = "ring-state"
-_STATE_VERSION = 5   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state;
-                     # 5: written by gcann.state (a kind and a format), the optimisers' own state_dict
+_STATE_VERSION = 6   # 2: the form and the source form's streams; 3: any controller, knobs; 4: events beside the state;
+                     # 5: written by gcann.state (a kind and a format), the optimisers' own state_dict;
+                     # 6: events with observed_step and the step they govern (gcann.control.event_record)
 _RUN_FIELDS = ("curve_epochs", "curve", "loss_d", "loss_g", "lr_d", "lr_g", "knobs", "time_control")
 
 

@@ -639,12 +639,11 @@ class Trainer:
                 raise ControllerError(f"the {self.controller.name} controller needs {', '.join(bad)}, which step "
                                       f"{entry.step} did not record (a checkpoint written before they were kept)")
             events = self.control.observe(entry.step, [ld], [lg], stats={n: [v] for n, v in stats.items()},
-                                          epoch=entry.step // self.steps_per_epoch)
+                                          epoch=entry.step // self.steps_per_epoch, lag=self.lag)
             if events and self.writes:
                 with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as f:
                     for e in events:
-                        e.pop("row")
-                        f.write(json.dumps({**e, "observed_step": entry.step, "step": entry.step + self.lag}) + "\n")
+                        f.write(json.dumps(e) + "\n")
         if not entry.logged:
             self._log(entry)
 

@@ -55,9 +55,9 @@ def controller_settings(name: str, config: GCANNConfig, settings: Mapping[str, A
     """The settings a Dirac run gives controller ``name`` (:func:`gcann.control.make_controller`): for ``gcann``
     the GCANN ``config`` itself (unless ``settings`` are given); for an ablation (``gcann-*``) the config's values
     under the ablation's own switches, ``settings`` on top; for any other controller ``settings`` (None: its
-    defaults)."""
+    defaults). Settings that name a ``preset`` start from that preset, not from ``config``."""
     settings = dict(settings or {})
-    if not name.startswith("gcann"):
+    if not name.startswith("gcann") or "preset" in settings:
         return settings or None
     if name == "gcann" and not settings:
         return config

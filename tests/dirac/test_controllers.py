@@ -202,3 +202,15 @@ def test_an_unknown_controller_in_the_table_is_one_line(capsys):
     assert main(["dirac", "table", "--no-gcann", "--controllers", "nope", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gcann: error: ") and "unknown controller" in err and err.count("\n") == 1
+
+
+def test_a_preset_in_the_controller_settings_starts_from_that_preset(capsys):
+    """--controller gcann --controller-set preset=paper-celeba is --gcann paper (it was the Dirac config)."""
+    base = ["dirac", "simulate", "--method", "nsgan", "--random", "4", "--steps", "300", "--json", "-q"]
+    got = []
+    for extra in (["--gcann", "paper"], ["--controller", "gcann", "--controller-set", "preset=paper-celeba"],
+                  ["--gcann", "dirac"]):
+        assert main(base + extra) == 0
+        got.append(json.loads(capsys.readouterr().out))
+    key = lambda d: (d["verdicts"], d["median_final_distance"], d["settings"])
+    assert key(got[0]) == key(got[1]) != key(got[2])

@@ -22,10 +22,10 @@ from gcann.fileio import atomic_write_text
 from gcann.metrics.toy import TOY_EVAL_SAMPLES
 from gcann.sysmem import keep_freed_memory
 
-from .data import N_TRAIN, RingError
+from .data import BATCH_SIZE, N_TRAIN, RingError
 from .train import EMA_BETA, R1_GAMMA, RingRun, RingSetting, evaluate_run, train_ring
 
-__all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "ALPHA_SWEEP", "PUBLISHED_FIGURE1", "FORM_NOTES",
+__all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "ALPHA_SWEEP", "PUBLISHED_FIGURE1", "form_note",
            "default_settings", "alpha_sweep_settings", "alpha_sweep_summary", "parse_settings", "run_study",
            "summarise", "wilson", "markdown_table"]
 
@@ -45,14 +45,20 @@ ALPHA_SWEEP = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PUBLISHED_FIGURE1 = {0.2: (158, 7, 200), 0.3: (174, 4, 200), 0.4: (153, 11, 200), 0.5: (159, 9, 200),
                      0.6: (157, 9, 200), 0.7: (147, 13, 199), 0.8: (136, 16, 199), 0.9: (108, 32, 200),
                      1.0: (93, 59, 200)}
-#: What each form of the study is (results.md and run.json say which ran).
-FORM_NOTES = {
-    "source": "the authors' code (experiments/2D.py): data, training codes and evaluation codes drawn once under "
-              "seed 1 and shared by every seed, the codes pool reshuffled every epoch, the last short batch kept "
-              "(of 50,000 points: 391 steps per epoch, the last of 80), σ clamped to [1e-7, 1 − 1e-7] in the α-losses (BCE, log ≥ −100, at α = 1)",
-    "exact": "the project's exact form: a data set and fresh codes per seed, the last short batch dropped "
-             "(390 steps per epoch), exact α-losses; a row whose loss is NaN/Inf is stopped and counted a failure",
-}
+def form_note(form: str, n_train: int, batch_size: int) -> str:
+    """What a form of the study is, with its steps per epoch at ``n_train`` points and batches of ``batch_size``
+    (results.md and run.json say which ran)."""
+    full, short = divmod(n_train, batch_size)
+    if form == "source":
+        last = f"{full + 1} steps per epoch, the last of {short}" if short else f"{full} steps per epoch"
+        return ("the authors' code (experiments/2D.py): data, training codes and evaluation codes drawn once under "
+                "seed 1 and shared by every seed, the codes pool reshuffled every epoch, the last short batch kept "
+                f"(of {n_train:,} points: {last}), σ clamped to [1e-7, 1 − 1e-7] in the α-losses (BCE, "
+                "log ≥ −100, at α = 1)")
+    return ("the project's exact form: a data set and fresh codes per seed, the last short batch dropped "
+            f"({full} steps per epoch of {n_train:,} points), exact α-losses; a row whose loss is NaN/Inf is stopped "
+            "and counted a failure")
+
 
 _NAME = re.compile(r"^(?:(sat|ns)\((\d*\.?\d+),(\d*\.?\d+)\)|(lsgan|gan|nsgan))((?:\+[a-z0-9-]+)*)$")
 
@@ -174,7 +180,7 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
               form: str = "source", alpha_sweep: bool = False, log: Callable[[str], None] = print) -> list[dict]:
     """Train, evaluate and write ``out/results.json``, ``out/results.md``, ``out/run.json`` and the figures.
 
-    ``form``: ``"source"`` (the authors' code) or ``"exact"`` (:data:`FORM_NOTES`). ``alpha_sweep``: also write
+    ``form``: ``"source"`` (the authors' code) or ``"exact"`` (:func:`form_note`). ``alpha_sweep``: also write
     ``out/alpha_sweep.json`` and ``out/figure1.png`` (Figure 1 of the paper: coverage over epochs and success and
     failure rates against α_D, beside the published rates) from the plain saturating (α_D, 1) settings.
 
@@ -204,7 +210,7 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
     metrics = evaluate_run(run, dataset, eval_samples)
     results = summarise(run, metrics, settings)
     meta = {
-        "form": form, "form_note": FORM_NOTES[form], "dataset": dataset, "n_seeds": n_seeds, "epochs": epochs, "n_train": n_train, "eval_samples": eval_samples,
+        "form": form, "form_note": form_note(form, n_train, BATCH_SIZE), "dataset": dataset, "n_seeds": n_seeds, "epochs": epochs, "n_train": n_train, "eval_samples": eval_samples,
         "size": size, "steps": run.steps, "rows": len(rows), "first_seed": first_seed,
         "r1_gamma": R1_GAMMA, "ema_beta": EMA_BETA, "seconds_train": run.time_total,
         "seconds_controllers": run.time_control,
@@ -218,7 +224,7 @@ def run_study(settings: Sequence[RingSetting], n_seeds: int, epochs: int, out: s
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     header = (f"Ring study ({dataset}): {size}; {eval_samples} evaluation samples per seed; R1 γ = {R1_GAMMA}, "
               f"EMA β = {EMA_BETA}; success/failure with Wilson 95 % intervals.\n\nForm: **{form}**, "
-              f"{FORM_NOTES[form]}.")
+              f"{form_note(form, n_train, BATCH_SIZE)}.")
     atomic_write_text(out / "results.md", markdown_table(results, header))
     curves = {"epochs": run.curve_epochs,
               "modes": [c["modes_covered"].tolist() for c in run.curve],

@@ -199,3 +199,12 @@ def test_the_full_size_part_runs_at_a_tiny_size_and_writes_small_results(tmp_pat
     for name in ("results.json", "results.md"):
         assert 0 < (out / name).stat().st_size < 16 * 2**20
     assert not (out / "state.pt").exists()
+
+
+def test_form_notes_count_the_steps_of_the_run():
+    from gcann.ring.study import form_note
+
+    assert "(of 50,000 points: 391 steps per epoch, the last of 80)" in form_note("source", 50_000, 128)
+    assert "(of 256 points: 2 steps per epoch)" in form_note("source", 256, 128)
+    assert "(of 300 points: 3 steps per epoch, the last of 44)" in form_note("source", 300, 128)
+    assert "(390 steps per epoch of 50,000 points)" in form_note("exact", 50_000, 128)

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from gcann.controller import ControllerError
 
 from .base import KNOBS, STATISTICS, Bounds, Controller, Observation, Plan
-from .rows import ControlRows, RowPlans, event_record
+from .rows import ControlRows, RowPlans, event_record, update_rounds
 from .ada import ADA
 from .clc import CLC
 from .gap import GapAware
@@ -34,7 +34,7 @@ from .none import NoControl
 from .ttur import TTUR
 
 __all__ = ["CONTROLLERS", "KNOBS", "STATISTICS", "Bounds", "ControlRows", "Controller", "Observation", "Plan", "RowPlans",
-           "event_record", "make_controller"]
+           "event_record", "make_controller", "update_rounds"]
 
 #: Every registered controller by name.
 CONTROLLERS: dict[str, type[Controller]] = {

@@ -7,6 +7,7 @@ single run) trains ``S`` rows at once; each row has its own controller (any regi
 * :meth:`ControlRows.plans` gives the current step's :class:`RowPlans`: update counts, rates, the
   diversity flag and every knob, one entry per row (rows whose controller does not set a knob get
   the engine's default for it, e.g. a ring setting's own R1 weight);
+* :func:`update_rounds` is the order the counts are applied in (catch-up rounds, D's before G's);
 * :meth:`ControlRows.observe` hands each live row its observation and queues the plans it leads to;
   it returns the events, one record per event (:func:`event_record`: the controller's
   :class:`~gcann.controller.Event` fields, the row and the controller's name): the caller logs them.
@@ -35,7 +36,16 @@ from gcann.controller import ControllerError, Event
 
 from .base import KNOBS, STATISTICS, Controller, Observation, Plan
 
-__all__ = ["ControlRows", "RowPlans", "event_record"]
+__all__ = ["ControlRows", "RowPlans", "event_record", "update_rounds"]
+
+
+def update_rounds(counts: Tensor, start: int = 0):
+    """The catch-up order every engine applies a plan's update counts in: round ``r = start, start + 1, ...``
+    updates the rows planned more than ``r`` updates (``(r, counts > r)``), until no row is left; an engine runs
+    D's rounds before G's. (The Dirac testbed's round 0 is its simultaneous or alternating step; its catch-up
+    rounds start at 1.)"""
+    for r in range(start, int(counts.max()) if counts.numel() else 0):
+        yield r, counts > r
 
 
 def event_record(event: Event, row: int | None = None, controller: str | None = None, lag: int = 0) -> dict[str, Any]:

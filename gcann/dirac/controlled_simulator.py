@@ -26,7 +26,7 @@ import torch
 from dynamics.dirac import DiracGAN
 from dynamics.optim import ema_step
 from dynamics.simulate import OptimiserSpec, SimulationError, Trajectory, check_initial, gd_round
-from gcann.control import Controller, ControlRows, event_record, make_controller
+from gcann.control import Controller, ControlRows, event_record, make_controller, update_rounds
 from gcann.controller import Event, GCANNConfig
 
 Tensor = torch.Tensor
@@ -240,13 +240,13 @@ def simulate_controlled(
         lrd_c, lrg_c = lrd[:, None], lrg[:, None]
 
         z = guard(gd_round(game, z, hp, scheme, opt_g, opt_d, lrd_c, lrg_c, 1, 1, trd, trg), z, k)
-        for j in range(int(exd.max())):  # catch-up: extra D updates
-            m = (exd > j) & ~dead
+        for _, m in update_rounds(exd):  # catch-up: extra D updates, then extra G updates
+            m = m & ~dead
             if not bool(m.any()):
                 break
             z = guard(gd_round(game, z, hp, "altgd", opt_g, opt_d, lrd_c, lrg_c, 1, 0, train_d=m), z, k)
-        for j in range(int(exg.max())):  # catch-up: extra G updates
-            m = (exg > j) & ~dead
+        for _, m in update_rounds(exg):
+            m = m & ~dead
             if not bool(m.any()):
                 break
             z = guard(gd_round(game, z, hp, "altgd", opt_g, opt_d, lrd_c, lrg_c, 0, 1, train_g=m), z, k)

@@ -55,7 +55,7 @@ from torch import Tensor
 from dynamics.minibatch import MinibatchObjective, contiguous_runs
 from dynamics.objectives import GAN_LOSSES
 from dynamics.optim import RowOptimiser, ema_step
-from gcann.control import CONTROLLERS, ControlRows, make_controller
+from gcann.control import CONTROLLERS, ControlRows, make_controller, update_rounds
 from gcann.control.base import logit_statistics
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import GCANNConfig
@@ -463,8 +463,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
             x_step, z_step, n_step = (None if v is None else to_dev(v) for v in stream.batch())
             fake_step = mlp_forward(GENERATOR, G, z_step)
             x_real, fake, n_round = x_step, fake_step, n_step
-            for r in range(int(d_steps.max())):
-                mask = d_steps > r
+            for r, mask in update_rounds(d_steps):
                 if r:
                     with torch.no_grad():
                         x_real, z, n_round = (None if v is None else to_dev(v) for v in stream.batch(mask))
@@ -480,8 +479,7 @@ def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, b
                 with torch.no_grad():
                     ld = d_loss(x_step, fake_step, n_step, stats=stats)[1]
             fake, n_round = fake_step, n_step
-            for r in range(max(int(g_steps.max()), 1)):
-                mask = g_steps > r
+            for r, mask in list(update_rounds(g_steps)) or [(0, g_steps > 0)]:   # round 0 always: G's loss is read
                 if r:
                     z, n_round = (None if v is None else to_dev(v) for v in stream.codes(mask))
                     fake = mlp_forward(GENERATOR, G, z)

@@ -116,3 +116,15 @@ def test_sample_buffers_append_then_overwrite_and_draw_without_replacement():
     assert none.push_and_draw(0, x, -x)[0] is x                                # capacity 0: the batch itself
     with pytest.raises(ControllerError, match="at least one batch"):
         SampleBuffers([3], 4, (1,), [torch.Generator()])
+
+
+def test_update_rounds_is_the_catch_up_order():
+    """Round r updates the rows planned more than r updates; rounds end when no row is left."""
+    from gcann.control import update_rounds
+
+    counts = torch.tensor([0, 1, 3, 2])
+    got = [(r, m.tolist()) for r, m in update_rounds(counts)]
+    assert got == [(0, [False, True, True, True]), (1, [False, False, True, True]), (2, [False, False, True, False])]
+    assert [r for r, _ in update_rounds(counts, start=1)] == [1, 2]
+    assert list(update_rounds(torch.zeros(3, dtype=torch.long))) == []
+    assert sum(int(m.sum()) for _, m in update_rounds(counts)) == int(counts.sum())

@@ -204,20 +204,23 @@ def train_ring(
         raise RingError("saving or resuming a ring run needs a state_file, and save_every must be >= 0")
     if form not in FORMS:
         raise RingError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
-    args = (settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, controller_settings, curve_every,
-            curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam,
-            None if state_file is None else Path(state_file), save_every, resume)
+    kw = dict(epochs=epochs, form=form, eval_samples=eval_samples, dataset=dataset, n_train=n_train,
+              batch_size=batch_size, lr=lr, betas=betas, controller_settings=controller_settings,
+              curve_every=curve_every, curve_samples=curve_samples, max_steps=max_steps, progress=progress,
+              trace=trace, device=device, cuda_graph=cuda_graph, fused_adam=fused_adam,
+              state_file=None if state_file is None else Path(state_file), save_every=save_every, resume=resume)
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
     try:
-        return _train_ring(*args)
+        return _train_ring(settings, seeds, **kw)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def _train_ring(settings, seeds, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas, controller_settings, curve_every,
-                curve_samples, max_steps, progress, trace, device, cuda_graph, fused_adam, state_file, save_every,
-                resume) -> RingRun:
+def _train_ring(settings, seeds, *, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas,
+                controller_settings, curve_every, curve_samples, max_steps, progress, trace, device, cuda_graph,
+                fused_adam, state_file, save_every, resume) -> RingRun:
+    """:func:`train_ring`'s body, its arguments by keyword (checked and normalised there)."""
     settings, seeds = list(settings), [int(s) for s in seeds]
     if len(settings) != len(seeds) or not seeds:
         raise RingError("train_ring needs one setting per seed and at least one seed")

@@ -190,9 +190,8 @@ class MinibatchObjective:
         with it; without the knob it is not called); ``params``: D's parameters, for weight decay.
         """
         xr, xf = (x_real, x_fake) if noise is None else (noise(x_real), noise(x_fake))
-        out_r, out_f = D(xr), D(xf)
-        plain = self.d_gan(out_r, out_f, xr, xf, reduce)
-        total = plain
+        out = self.d_plain(D, xr, xf, reduce)
+        total, out_r, out_f = out.plain, out.out_real, out.out_fake
         penalties, pen_hp = self.active_penalties(knobs)
         if penalty_fn is None:
             def penalty_fn(name, rows, a, b, xi, hp):
@@ -224,7 +223,16 @@ class MinibatchObjective:
                 total = total.index_add(0, idx, lam.to(term.device, term.dtype)[idx] * term)
         if self.l2:
             total = total + self.l2_term(params)
-        return DLoss(total, plain, out_r, out_f)
+        return DLoss(total, out.plain, out_r, out_f)
+
+    def d_plain(self, D: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor, reduce: Reduce,
+                noise: Callable[[Tensor], Tensor] | None = None) -> DLoss:
+        """D's plain GAN loss alone (``total`` is ``plain``): what a controller reads when D does not train, a
+        measurement with no penalty (they need gradients) and no buffers touched; ``noise`` as in :meth:`d_loss`."""
+        xr, xf = (x_real, x_fake) if noise is None else (noise(x_real), noise(x_fake))
+        out_r, out_f = D(xr), D(xf)
+        plain = self.d_gan(out_r, out_f, xr, xf, reduce)
+        return DLoss(plain, plain, out_r, out_f)
 
     def g_loss(self, D: Callable[[Tensor], Tensor], x_fake: Tensor, reduce: Reduce,
                noise: Callable[[Tensor], Tensor] | None = None) -> Tensor:

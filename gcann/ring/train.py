@@ -349,18 +349,23 @@ def _train_ring(settings, seeds, *, epochs, form, eval_samples, dataset, n_train
         return term
 
     def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None, draw: Tensor | None = None,
-               update: Tensor | None = None, stats: dict | None = None) -> tuple[Tensor, Tensor]:
+               update: Tensor | None = None, stats: dict | None = None,
+               plain_only: bool = False) -> tuple[Tensor, Tensor]:
         """(loss with R1 and the knobs' terms, plain GAN loss), each (S,); ``n``: the rows' counts of valid
         samples (source form); ``draw``: the rows that draw instance noise (all when None); ``update``:
-        the rows that take this loss's gradient (their CLC buffers take the batch; None: a measurement
-        only, no CLC term); ``stats``: filled with the controllers' statistics when given."""
+        the rows that take this loss's gradient (their CLC buffers take the batch; None: no CLC term);
+        ``stats``: filled with the controllers' statistics when given; ``plain_only``: a measurement of the
+        plain loss alone (no R1, which needs gradients, and no CLC term)."""
         knobs = {"r1_gamma": r1_gamma} if r1_groups else {}
         if clc is not None and update is not None:
             knobs["clc_weight"] = clc_weight
-        out = objective.d_loss(lambda x: d_out(D, x), x_real, fake, reducer(n), knobs=knobs,
-                               noise=(lambda x: noisy(x, draw)) if noise_rows else None,
-                               penalty_fn=r1_fn, penalty_rows=r1_groups,
-                               clc_fn=clc_fn(update, n) if "clc_weight" in knobs else None)
+        noise = (lambda x: noisy(x, draw)) if noise_rows else None
+        if plain_only:
+            out = objective.d_plain(lambda x: d_out(D, x), x_real, fake, reducer(n), noise)
+        else:
+            out = objective.d_loss(lambda x: d_out(D, x), x_real, fake, reducer(n), knobs=knobs, noise=noise,
+                                   penalty_fn=r1_fn, penalty_rows=r1_groups,
+                                   clc_fn=clc_fn(update, n) if "clc_weight" in knobs else None)
         if stats is not None:
             with torch.no_grad():
                 stats.update({k: v.tolist() for k, v in
@@ -480,7 +485,7 @@ def _train_ring(settings, seeds, *, epochs, form, eval_samples, dataset, n_train
                 d_updates += mask.long()
             if int(d_steps.max()) == 0:
                 with torch.no_grad():
-                    ld = d_loss(x_step, fake_step, n_step, stats=stats)[1]
+                    ld = d_loss(x_step, fake_step, n_step, stats=stats, plain_only=True)[1]
             fake, n_round = fake_step, n_step
             for r, mask in list(update_rounds(g_steps)) or [(0, g_steps > 0)]:   # round 0 always: G's loss is read
                 if r:

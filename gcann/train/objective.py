@@ -118,12 +118,10 @@ class GANObjective:
     def d_gan_loss(self, D: nn.Module, real: Tensor, fake: Tensor, step: int, randn: RandFn, knobs: Knobs = None,
                    stats: dict | None = None) -> Tensor:
         """D's plain GAN loss (no regularisers): what the controller reads when D does not train."""
-        noise = self._noise(step, randn, knobs)
-        xr, xf = (real, fake) if noise is None else (noise(real), noise(fake))
-        out_r, out_f = D(xr), D(xf)
+        out = self.objective.d_plain(D, real, fake, _mean, self._noise(step, randn, knobs))
         if stats is not None:
-            stats.update(logit_statistics(out_r.float(), out_f.float()))
-        return self.objective.d_gan(out_r, out_f, xr, xf, _mean)
+            stats.update(logit_statistics(out.out_real.float(), out.out_fake.float()))
+        return out.plain
 
     def g_loss(self, D: nn.Module, fake: Tensor, step: int, randn: RandFn, knobs: Knobs = None) -> Tensor:
         """G's GAN loss on ``fake`` (with its graph to G)."""

@@ -578,3 +578,23 @@ def test_controllers_follow_their_own_laws_on_the_ring_one_step_later():
         s = (math.log(4.0) if s is None else s) * 0.95 + 0.05 * rec["loss_d"][1]
         r = rec["real_sign"][2]
         p = min(max(p + math.copysign(1.0, r + 0.99) * 128 * 1 / (1.0 * 1000), 0.0), 1.0) if r != -0.99 else p
+
+
+def test_every_d_paused_with_r1_rows_reads_the_plain_loss(monkeypatch):
+    """When no row's D trains, the ring measures D's plain loss alone (R1 needs gradients; it raised under
+    no_grad). With D never trained, R1 changes nothing: an R1 row and a plain row of the same seed agree."""
+    from gcann.control import rows as R
+
+    orig = R.ControlRows.plans
+
+    def paused(self):
+        p = orig(self)
+        p.d_steps = torch.zeros_like(p.d_steps)
+        return p
+    monkeypatch.setattr(R.ControlRows, "plans", paused)
+    small = dict(epochs=1, max_steps=3, n_train=512, curve_every=0, form="exact")
+    with_r1 = train_ring([RingSetting("alpha_ns", 1, 1, r1=1.0)], [0], **small)
+    plain = train_ring([RingSetting("alpha_ns", 1, 1)], [0], **small)
+    assert with_r1.d_updates.tolist() == [0] and with_r1.g_updates.tolist() == [3]
+    assert torch.equal(with_r1.loss_d[-1], plain.loss_d[-1]) and torch.equal(with_r1.loss_g[-1], plain.loss_g[-1])
+    assert all(torch.equal(a, b) for a, b in zip(with_r1.g_params + with_r1.d_params, plain.g_params + plain.d_params))

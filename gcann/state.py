@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -40,12 +40,14 @@ def save_state(path: str | Path, kind: str, version: int, payload: Mapping[str, 
 
 def load_state(path: str | Path, kind: str, version: int, *, what: str, fix: str,
                identity: Mapping[str, Any] | None = None,
-               map_location: str | torch.device = "cpu") -> dict[str, Any]:
+               map_location: str | torch.device = "cpu",
+               older: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Read a file written by :func:`save_state` with this ``kind`` and ``version``.
 
     ``what`` names the file in messages ("checkpoint", "ring state"), ``fix`` says what to do about a file
     that cannot be used ("delete it to start afresh"); ``identity``: the values the saved ``identity``
-    must hold, key by key."""
+    must hold, key by key; ``older``: the earlier formats still read, each with the function that turns
+    its state into this version's (the state returned says ``format`` = ``version``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no {what} at {path}")
@@ -54,8 +56,17 @@ def load_state(path: str | Path, kind: str, version: int, *, what: str, fix: str
     except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
         first = str(e).splitlines()[0][:120] if str(e).strip() else ""
         raise CheckpointError(f"cannot read the {what} {path}: {type(e).__name__}: {first}; {fix}") from None
-    if not isinstance(state, dict) or state.get("kind", _UNNAMED_KIND) != kind or state.get("format") != version:
+    if not isinstance(state, dict) or state.get("kind", _UNNAMED_KIND) != kind:
         raise CheckpointError(f"{path} is not a {what} of this version; {fix}")
+    if state.get("format") != version:
+        upgrade = (older or {}).get(state.get("format"))
+        if upgrade is None:
+            raise CheckpointError(f"{path} is not a {what} of this version; {fix}")
+        try:
+            state = {**upgrade(state), "format": version}
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"cannot read the {what} {path} of format {state.get('format')}: {e}; {fix}") \
+                from None
     if identity is not None:
         saved = state.get("identity") or {}
         for key, value in identity.items():

@@ -136,3 +136,14 @@ def test_dcgan_default_sizes() -> None:
     n_gen = sum(p.numel() for p in gen.parameters())
     n_disc = sum(p.numel() for p in disc.parameters())
     assert (n_gen, n_disc) == (3576704, 2765568)  # the DCGAN 64x64 reference sizes
+
+
+def test_set_lr_changes_a_tensor_rate_in_place():
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([w], lr=torch.tensor(1e-3), capturable=False, foreach=False)
+    held = opt.param_groups[0]["lr"]
+    set_lr(opt, 5e-4)
+    assert opt.param_groups[0]["lr"] is held and float(held) == pytest.approx(5e-4)
+    opt2 = torch.optim.Adam([w], lr=1e-3)
+    set_lr(opt2, 2e-3)
+    assert opt2.param_groups[0]["lr"] == 2e-3

@@ -25,8 +25,15 @@ __all__ = ["CheckpointError", "find_checkpoints", "latest_checkpoint", "load_che
            "save_checkpoint"]
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
-FORMAT = 1
+FORMAT = 2   # 2: the optimisers' states are gcann.train.optimiser.NetworkAdam's (1: torch.optim.Adam's)
 KIND = "checkpoint"
+
+
+def _from_format_1(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of format 1 in format 2's form: its ``torch.optim.Adam`` states as NetworkAdam's."""
+    from .optimiser import from_torch_adam
+
+    return {**state, "opt_d": from_torch_adam(state["opt_d"]), "opt_g": from_torch_adam(state["opt_g"])}
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -69,7 +76,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         path = latest_checkpoint(path)
     state = load_state(path, KIND, FORMAT, what="checkpoint", map_location=map_location,
-                       fix="use another checkpoint (a run folder's checkpoints/step_*.pt)")
+                       fix="use another checkpoint (a run folder's checkpoints/step_*.pt)", older={1: _from_format_1})
     state["path"] = str(path)
     return state
 

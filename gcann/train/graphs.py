@@ -13,9 +13,10 @@ fixed buffers before each replay. The sequence depends on two things only, the
 whether this D update adds the penalty. One graph is captured per key the run
 meets. Everything else runs as it would without graphs: steps with other plans
 (pauses, skips, catch-up bursts), the generator EMA (its decay depends on the
-step), the controller, logs and checkpoints. The learning rates live in device
-tensors that the captured Adam reads (``capturable=True``), so a controller's
-new rate reaches the next replay without a new capture.
+step), the controller, logs and checkpoints. The captured Adam updates read
+their learning rates and step counts from device tensors, filled before each
+replay (:meth:`gcann.train.optimiser.NetworkAdam.step_on_device`), so a
+controller's new rate reaches the next replay without a new capture.
 
 Numbers. The latent codes are drawn outside the graph from the run's noise
 generator, so a run draws the same codes with or without graphs. Configurations
@@ -35,7 +36,7 @@ from typing import Callable, Hashable
 import torch
 from torch import Tensor
 
-__all__ = ["StepGraphs", "set_capturable"]
+__all__ = ["StepGraphs"]
 
 
 class StepGraphs:
@@ -92,22 +93,3 @@ class StepGraphs:
         graph.replay()    # capturing records the step; replaying runs it
         self.graphs[key] = (graph, out)
         return out
-
-
-def set_capturable(opt: torch.optim.Optimizer, on: bool, device: torch.device) -> None:
-    """Put an Adam optimizer in the form a captured step needs (``on``), or back in the plain form.
-
-    On: ``capturable=True``, every group's learning rate a float32 tensor on ``device`` (changed in place
-    by :func:`gcann.adapter.set_lr`, so a replay reads the new value), step counts on ``device``. Off:
-    Python-float rates, not capturable, step counts on the CPU. Called after a checkpoint is loaded,
-    which restores the saving run's form."""
-    for group in opt.param_groups:
-        lr = float(group["lr"])
-        group["capturable"] = on
-        group["lr"] = torch.tensor(lr, dtype=torch.float32, device=device) if on else lr
-        for p in group["params"]:
-            state = opt.state.get(p)
-            if state and "step" in state:
-                step = state["step"]
-                state["step"] = (step.to(device=device, dtype=torch.float32) if on
-                                 else torch.tensor(float(step), dtype=torch.float32))

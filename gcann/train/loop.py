@@ -45,8 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from dynamics.optim import ema_step_
-from gcann.adapter import set_lr
-from gcann.control import Controller, ControlRows, Plan, make_controller
+from gcann.control import Controller, ControlRows, Plan, make_controller, update_rounds
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import ControllerError, GCANNConfig
 from gcann.diversity import diversity_term
@@ -56,8 +55,9 @@ from gcann.fileio import atomic_write_text
 from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, available_cores
 from .distributed import Dist, all_mean, average_gradients, gather_batch, init_distributed, sync_batchnorm
-from .graphs import StepGraphs, set_capturable
+from .graphs import StepGraphs
 from .objective import GANObjective
+from .optimiser import NetworkAdam
 from .stream import BatchStream
 
 __all__ = ["RunError", "RunResult", "Trainer", "TrainingDiverged", "TrainingInterrupted", "build_controller",
@@ -262,10 +262,11 @@ class Trainer:
             self.G_ema.to(self.device, memory_format=fmt)
         self.G_fwd = torch.compile(self.G, mode=cfg.compile_mode) if cfg.compile else self.G
         self.D_fwd = torch.compile(self.D, mode=cfg.compile_mode) if cfg.compile else self.D
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-        # CUDA graphs (gcann.train.graphs): static buffers for the captured step; on CUDA the optimisers are
-        # capturable (device-side rates and step counts) whenever graphs are asked for, eager ones included
+        # the project's one Adam (dynamics.optim.RowOptimiser) with each network as one row
+        self.opt_d = NetworkAdam(self.D, cfg.lr_d, (cfg.beta1, cfg.beta2))
+        self.opt_g = NetworkAdam(self.G, cfg.lr_g, (cfg.beta1, cfg.beta2))
+        # CUDA graphs (gcann.train.graphs): static buffers for the captured step, whose optimiser steps read
+        # their rates and counts from device tensors
         self.graphs: StepGraphs | None = None
         if cfg.cuda_graph != "off":
             if cfg.cuda_graph == "on" and not cuda:
@@ -275,9 +276,6 @@ class Trainer:
                 raise ConfigError("cuda_graph runs in one process; data parallelism's all-reduces are not captured")
             self.graphs = StepGraphs(cfg.cuda_graph == "on", self.device, (self.local_batch, *expected), fmt,
                                      (self.local_batch, cfg.nz))
-        self.capturable = cuda and cfg.cuda_graph != "off"
-        for opt in (self.opt_d, self.opt_g):
-            set_capturable(opt, self.capturable, self.device)
 
         # objective, noise, controller
         self.objective = GANObjective(cfg)
@@ -495,8 +493,7 @@ class Trainer:
     def _train_step(self) -> None:
         t = self.step
         plan = self.control.plan_of(0)
-        set_lr(self.opt_d, plan.lr_d)
-        set_lr(self.opt_g, plan.lr_g)
+        self.opt_d.lr, self.opt_g.lr = plan.lr_d, plan.lr_g
         key = self._graph_key(plan)
         if key is None:
             values = self._updates(plan, t, self._real(), self._randn((self.local_batch, self.cfg.nz)))
@@ -504,7 +501,12 @@ class Trainer:
             # the step as a CUDA graph: the same draws as above, into the graph's buffers; the EMA after it
             graphs, d0 = self.graphs, self.d_updates
             graphs.load(self.stream.next(), self._randn((self.local_batch, self.cfg.nz)))
-            values = graphs.run(key, lambda: self._updates(plan, t, graphs.real, graphs.z, d0=d0, ema=False))
+            for opt in (self.opt_d, self.opt_g):
+                opt.prepare_device_step()
+            values = graphs.run(key, lambda: self._updates(plan, t, graphs.real, graphs.z, d0=d0, ema=False,
+                                                           on_device=True))
+            for opt in (self.opt_d, self.opt_g):
+                opt.count_device_steps()
             self.d_updates = d0 + 1
             self._ema_update()
         entry = _Pending(t, plan, values)
@@ -523,12 +525,14 @@ class Trainer:
         return plan.use_diversity, lazy
 
     def _updates(self, plan: Plan, t: int, real: Tensor, z: Tensor, *, d0: int | None = None,
-                 ema: bool = True) -> Tensor:
-        """The updates of one step on the batch ``real`` and the codes ``z``; returns ``[loss_d, loss_g,
+                 ema: bool = True, on_device: bool = False) -> Tensor:
+        """The updates of one step on the batch ``real`` and the codes ``z``, in the catch-up order of every
+        engine (:func:`gcann.control.update_rounds`, D's before G's); returns ``[loss_d, loss_g,
         diversity or nan, d_real, d_fake, real_sign]`` of its first updates (on the device; the last three
         NaN unless the controller needs them). Also what a CUDA graph captures: with
-        ``d0`` given it counts D's updates from there and leaves ``self.d_updates`` alone, and with
-        ``ema=False`` it leaves the EMA to the caller."""
+        ``d0`` given it counts D's updates from there and leaves ``self.d_updates`` alone, with
+        ``ema=False`` it leaves the EMA to the caller, and with ``on_device`` the optimisers read their
+        rates and counts from the device (:meth:`NetworkAdam.step_on_device`)."""
         cfg = self.cfg
         knobs = dict(plan.knobs)
         stats: dict | None = {} if self.wants_stats else None
@@ -538,21 +542,21 @@ class Trainer:
 
         # ---- discriminator
         loss_d = None
-        for k in range(plan.d_steps):
+        for k, _ in update_rounds(torch.tensor([plan.d_steps])):
             if k == 0:
                 xr, xf = real, fake.detach()
             else:
                 xr = self._real()
                 with torch.no_grad(), self._autocast():
                     xf = self._fake()
-            self.opt_d.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad()
             with self._autocast():
                 total, gan = self.objective.d_loss(self.D_fwd, xr, xf, t, d_count, self._rand, self._randn,
                                                     D_grad=self.D, knobs=knobs, buffers=self.buffers,
                                                     stats=stats if k == 0 else None)
             total.backward()
             average_gradients(list(self.D.parameters()), self.dist.world)
-            self.opt_d.step()
+            self.opt_d.step_on_device() if on_device else self.opt_d.step()
             d_count += 1
             if k == 0:
                 loss_d = gan.detach()
@@ -567,11 +571,11 @@ class Trainer:
         div = torch.full((), math.nan, device=self.device)
         self.D.requires_grad_(False)
         try:
-            for k in range(plan.g_steps):
+            for k, _ in update_rounds(torch.tensor([plan.g_steps])):
                 if k > 0:
                     with self._autocast():
                         fake = self._fake()
-                self.opt_g.zero_grad(set_to_none=True)
+                self.opt_g.zero_grad()
                 with self._autocast():
                     gan_g = self.objective.g_loss(self.D_fwd, fake, t, self._randn, knobs)
                 total_g = gan_g
@@ -584,7 +588,7 @@ class Trainer:
                         div = term.detach()
                 total_g.backward()
                 average_gradients(list(self.G.parameters()), self.dist.world)
-                self.opt_g.step()
+                self.opt_g.step_on_device() if on_device else self.opt_g.step()
                 if ema:
                     self._ema_update()
                 if k == 0:
@@ -803,10 +807,11 @@ class Trainer:
             if state["G_ema"] is None:
                 raise RunError("the checkpoint has no EMA generator but the config asks for one")
             self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        for opt in (self.opt_d, self.opt_g):   # the form this run needs, whatever the saving run had
-            set_capturable(opt, self.capturable, self.device)
+        for opt, key in ((self.opt_d, "opt_d"), (self.opt_g, "opt_g")):
+            try:
+                opt.load_state_dict(state[key])
+            except ValueError as e:
+                raise RunError(f"cannot restore {key} from {state['path']}: {e}") from None
         try:
             self.control.load_state_dict(state["control"])
         except (KeyError, ValueError, AttributeError) as e:

@@ -27,6 +27,20 @@ def _grads(net: nn.Module, k: int) -> None:
         p.grad = torch.randn(p.shape, generator=gen) * (10.0 ** (k % 3 - 1))
 
 
+def _same_steps(ref: nn.Module, torch_opt, mine: nn.Module, opt: NetworkAdam, ks, rates) -> None:
+    """Step torch's optimiser and ours on the same gradients at the same rates; the weights agree bit for bit."""
+    for k, lr in zip(ks, rates):
+        for g in torch_opt.param_groups:
+            g["lr"] = lr
+        opt.lr = lr
+        _grads(ref, k)
+        _grads(mine, k)
+        torch_opt.step()
+        opt.step()
+        for a, b in zip(ref.parameters(), mine.parameters()):
+            assert torch.equal(a, b), k
+
+
 @settings(max_examples=12, deadline=None)
 @given(rates=st.lists(st.sampled_from([1e-4, 2e-4, 5e-4, 1e-3, 3e-3]), min_size=1, max_size=8),
        betas=st.sampled_from([(0.5, 0.999), (0.0, 0.99), (0.9, 0.999)]))
@@ -36,16 +50,7 @@ def test_network_adam_equals_torch_fused_adam_bit_for_bit(rates, betas):
     ref, mine = _net(), _net()
     torch_opt = torch.optim.Adam(ref.parameters(), lr=rates[0], betas=betas, fused=True)
     opt = NetworkAdam(mine, rates[0], betas)
-    for k, lr in enumerate(rates):
-        for g in torch_opt.param_groups:
-            g["lr"] = lr
-        opt.lr = lr
-        _grads(ref, k)
-        _grads(mine, k)
-        torch_opt.step()
-        opt.step()
-        for a, b in zip(ref.parameters(), mine.parameters()):
-            assert torch.equal(a, b)
+    _same_steps(ref, torch_opt, mine, opt, range(len(rates)), rates)
     assert opt.steps == len(rates)
 
 
@@ -90,13 +95,7 @@ def test_torch_adam_state_converts_and_continues_bit_for_bit():
     opt = NetworkAdam(mine, 1e-3, (0.5, 0.999))
     opt.load_state_dict(from_torch_adam(torch_opt.state_dict()))
     assert opt.steps == 3
-    for k in range(3, 6):
-        _grads(ref, k)
-        _grads(mine, k)
-        torch_opt.step()
-        opt.step()
-    for a, b in zip(ref.parameters(), mine.parameters()):
-        assert torch.equal(a, b)
+    _same_steps(ref, torch_opt, mine, opt, range(3, 6), [1e-3] * 3)
     # an optimiser that never stepped keeps no moments: zeros
     fresh = NetworkAdam(_net(), 1e-3, (0.5, 0.999))
     fresh.load_state_dict(from_torch_adam(torch.optim.Adam(_net().parameters()).state_dict()))

@@ -46,6 +46,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -212,143 +213,218 @@ def train_ring(
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
     try:
-        return _train_ring(settings, seeds, **kw)
+        return _RingTrainer(settings, seeds, **kw).run()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def _train_ring(settings, seeds, *, epochs, form, eval_samples, dataset, n_train, batch_size, lr, betas,
-                controller_settings, curve_every, curve_samples, max_steps, progress, trace, device, cuda_graph,
-                fused_adam, state_file, save_every, resume) -> RingRun:
-    """:func:`train_ring`'s body, its arguments by keyword (checked and normalised there)."""
-    settings, seeds = list(settings), [int(s) for s in seeds]
-    if len(settings) != len(seeds) or not seeds:
-        raise RingError("train_ring needs one setting per seed and at least one seed")
-    if epochs < 1:
-        raise RingError(f"epochs must be >= 1, got {epochs}")
-    S, B = len(seeds), batch_size
-    dev = torch.device(device)
-    cuda = dev.type == "cuda"
+class _RingTrainer:
+    """One ring run, built from :func:`train_ring`'s arguments (checked and normalised there): the stacked
+    weights of the ``S`` rows, their per-seed streams, objective and controllers; :meth:`run` trains them."""
 
-    def to_dev(x: Tensor) -> Tensor:
+    def __init__(self, settings: Sequence[RingSetting], seeds: Sequence[int], *, epochs: int, form: str,
+                 eval_samples: int, dataset: str, n_train: int, batch_size: int, lr: float,
+                 betas: tuple[float, float], controller_settings: dict | None, curve_every: int, curve_samples: int,
+                 max_steps: int | None, progress: Callable[[int, int], None] | None, trace: list | None,
+                 device: str | torch.device, cuda_graph: bool | str, fused_adam: bool, state_file: Path | None,
+                 save_every: int, resume: bool) -> None:
+        self.settings, self.seeds = list(settings), [int(s) for s in seeds]
+        if len(self.settings) != len(self.seeds) or not self.seeds:
+            raise RingError("train_ring needs one setting per seed and at least one seed")
+        if epochs < 1:
+            raise RingError(f"epochs must be >= 1, got {epochs}")
+        self.epochs, self.form, self.eval_samples, self.dataset = epochs, form, eval_samples, dataset
+        self.n_train, self.lr, self.betas, self.fused_adam = n_train, lr, betas, fused_adam
+        self.curve_every, self.curve_samples, self.progress, self.trace = curve_every, curve_samples, progress, trace
+        self.state_file, self.save_every, self.resume = state_file, save_every, resume
+        self.S, self.B = len(self.seeds), batch_size
+        self.dev = torch.device(device)
+        self.cuda = self.dev.type == "cuda"
+        self.source = form == "source"
+        self._build_models()
+        self._build_controls(controller_settings)
+        self._build_objective()
+        self._build_loop(max_steps, cuda_graph)
+        self._build_saving()
+
+    # ------------------------------------------------------------------ building
+    def _build_models(self) -> None:
+        """The data streams, G and D (drawn on the CPU from each seed's generator), the EMA and the optimisers."""
+        self.modes = dataset_modes(self.dataset)
+        data_gens = [data_generator(s) for s in self.seeds]
+        noise_gens = [noise_generator(s) for s in self.seeds]
+        self.G = [p.to(self.dev) for p in init_mlp(GENERATOR, data_gens)]
+        self.D = [p.to(self.dev) for p in init_mlp(DISCRIMINATOR, data_gens)]
+        if self.source:
+            self.pools = source_pools(self.dataset, self.n_train, self.eval_samples)
+            self.stream = SourceStreams(self.pools, data_gens, self.B)
+        else:
+            self.pools = None
+            self.stream = SeedStreams(self.modes, data_gens, noise_gens, self.n_train, self.B)
+        self.steps_per_epoch = self.stream.batches_per_epoch
+        for p in self.G + self.D:
+            p.requires_grad_(True)
+        self.ema = [p.detach().clone() for p in self.G]
+        self.opt_d, self.opt_g = (RowOptimiser(P, "adam", betas=self.betas, uniform_fused=self.fused_adam)
+                                  for P in (self.D, self.G))
+
+    def _build_controls(self, controller_settings: dict | None) -> None:
+        """One controller per row, the rows each knob acts on, the knobs' generators and the CLC buffers."""
+        chosen = dict(controller_settings or {})
+        unknown = sorted(set(chosen) - set(CONTROLLERS))
+        if unknown:
+            raise RingError(f"settings given for unknown controller(s) {', '.join(unknown)}; "
+                            f"choose from {', '.join(CONTROLLERS)}")
+        self.controllers = [make_controller(s.controller, self.lr, self.lr, chosen.get(s.controller),
+                                            steps_per_epoch=self.steps_per_epoch, batch_size=self.B, loss=s.loss,
+                                            loss_hp={**s.hp, "clamp": SOURCE_CLAMP if self.source else 0.0})
+                            for s in self.settings]
+        self.controls = ControlRows(self.controllers, lag=1,
+                                    knob_defaults={"r1_gamma": [s.r1 for s in self.settings]})
+        self.ctl_rows = self.controls.dynamic             # rows whose controller reads every step's losses
+        self.knob_rows = {n: [k for k, c in enumerate(self.controllers) if n in c.knob_names]
+                          for n in self.controls.knob_names}
+        self.noise_rows = self.knob_rows.get("noise_sigma", [])
+        self.clc_rows = self.knob_rows.get("clc_weight", [])
+        self.knob_gens = {k: knob_generator(self.seeds[k]) for k in self.noise_rows + self.clc_rows}
+        self.clc = SampleBuffers([self.controllers[k].settings.buffer_batches * self.B for k in self.clc_rows], self.B,
+                                 (2,), [self.knob_gens[k] for k in self.clc_rows], self.dev) if self.clc_rows else None
+        self.clc_idx = torch.tensor(self.clc_rows, dtype=torch.long, device=self.dev)
+        self.diversity_cfg = next((c.settings for c in self.controllers if isinstance(c.settings, GCANNConfig)), None)
+
+    def _build_objective(self) -> None:
+        """The rows' objective (per-row hyper-parameters, R1 on the rows that may use it), the knobs' starting
+        values and the EMA decays."""
+        settings, dev = self.settings, self.dev
+        # α in double precision (the source form computes A = α/(α−1) in double, as that code does with Python
+        # floats; the exact α-loss rounds α to the logits' precision); the LSGAN targets in the logits' float32
+        hp = {name: torch.tensor([s.hp[name] for s in settings], device=dev,
+                                 dtype=torch.float64 if name.startswith("alpha") else torch.float32).view(self.S, 1)
+              for name in settings[0].hp}
+        hp["clamp"] = SOURCE_CLAMP if self.source else 0.0
+        r1_knob = self.knob_rows.get("r1_gamma", ())
+        self.r1_groups = [slice(a, b) for a, b, on in contiguous_runs([s.r1 > 0 or k in r1_knob
+                                                                       for k, s in enumerate(settings)]) if on]
+        self.r1_gamma = torch.tensor([s.r1 for s in settings], device=dev)
+        self.objective = MinibatchObjective([s.loss for s in settings], hp, ("r1",) if self.r1_groups else (),
+                                            {"gamma": self.r1_gamma})
+        self.noise_sigma = self.clc_weight = None         # the knobs' values: each step's plans set them
+        ema_beta = torch.tensor([s.ema for s in settings])
+        self.ema_beta_dev = ema_beta.to(dev)
+        self.has_ema = ema_beta > 0
+        self.any_ema = bool(self.has_ema.any())
+        self.has_ema_dev = self.has_ema.to(dev)
+
+    def _build_loop(self, max_steps: int | None, cuda_graph: bool | str) -> None:
+        """The run's record and counters, the coverage curve's codes and the kind of step the loop takes."""
+        S, dev = self.S, self.dev
+        self.diverged = torch.zeros(S, dtype=torch.bool)
+        self.curve_z = self._curve_codes()
+        self.arange_b = torch.arange(self.B, device=dev)
+        self.result = RingRun(self.settings, self.seeds, self.G, self.D, self.ema, self.diverged, 0, form=self.form,
+                              eval_codes=self.pools.test_codes if self.source else None)
+        self.const_lr = torch.full((S,), float(self.lr), dtype=torch.float64)
+        # the losses reach the CPU every step when a controller reads them (lag 1), on the CPU, or for a trace;
+        # otherwise once per epoch, and a NaN/Inf row is then found diverged at the epoch's end (on CUDA only)
+        self.read_every_step = bool(self.ctl_rows) or not self.cuda or self.trace is not None
+        self.wanted_stats = bool(self.controls.needs)
+        self.diverged_dev = torch.zeros(S, dtype=torch.bool, device=dev)
+        all_steps = self.epochs * self.steps_per_epoch
+        self.total_steps = all_steps if max_steps is None else min(max_steps, all_steps)
+        self.sum_d = torch.zeros(S, dtype=torch.float64, device=dev)
+        self.sum_g = torch.zeros(S, dtype=torch.float64, device=dev)
+        self.d_updates, self.g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
+        plain_rows = all(s.controller == "none" for s in self.settings)
+        self.graphed = _GraphedStep((cuda_graph == "eager" or (self.cuda and cuda_graph is True)) and plain_rows
+                                    and self.trace is None, cuda_graph is True and self.cuda, S, self.B, dev,
+                                    counted=self.source)
+        # a step that leaves its losses on the device: its NaN/Inf rows are read at the epoch's end
+        self.losses_on_device = self.graphed.on or not self.read_every_step
+
+    def _curve_codes(self) -> Tensor | None:
+        """The coverage curve's fixed codes ``(S, curve_samples, 2)`` (None: no curve)."""
+        if not self.curve_every:
+            return None
+        if self.source:   # the first codes of the evaluation pool, the same for every row (that code evaluates on all)
+            if self.curve_samples > self.eval_samples:
+                raise RingError(f"the source form's curve takes its codes from the {self.eval_samples} evaluation "
+                                f"codes; curve_samples ({self.curve_samples}) must not exceed them")
+            return self.pools.test_codes[:self.curve_samples].expand(self.S, self.curve_samples, 2)
+        return torch.stack([torch.randn(self.curve_samples, 2, generator=eval_generator(s)) for s in self.seeds])
+
+    def _build_saving(self) -> None:
+        """What a saved state must match to be resumed here (the number of epochs may grow), and what it holds."""
+        self.identity = {"settings": [vars(s) for s in self.settings], "seeds": self.seeds, "form": self.form,
+                         "eval_samples": self.eval_samples if self.source else None, "dataset": self.dataset,
+                         "n_train": self.n_train, "batch_size": self.B, "lr": self.lr, "betas": list(self.betas),
+                         "controllers": [{k: c.state_dict()[k] for k in ("controller", "settings")}
+                                         for c in self.controllers],
+                         "curve_every": self.curve_every, "curve_samples": self.curve_samples,
+                         "fused_adam": self.fused_adam}
+        self.parts = {"G": self.G, "D": self.D, "ema": self.ema, "adam_d": self.opt_d, "adam_g": self.opt_g,
+                      "stream": self.stream, "controls": self.controls, "buffers": self.clc,
+                      "knob_gens": [self.knob_gens[k] for k in sorted(self.knob_gens)],
+                      "counts": [self.diverged, self.d_updates, self.g_updates]}
+
+    # ------------------------------------------------------------------ the objective, per row
+    def to_dev(self, x: Tensor) -> Tensor:
         """A CPU tensor on the training device without a host synchronisation (pinned, non-blocking)."""
-        return x.pin_memory().to(dev, non_blocking=True) if cuda else x
-    modes = dataset_modes(dataset)
-    data_gens = [data_generator(s) for s in seeds]
-    noise_gens = [noise_generator(s) for s in seeds]
-    G = [p.to(dev) for p in init_mlp(GENERATOR, data_gens)]   # drawn on the CPU from each seed's generator
-    D = [p.to(dev) for p in init_mlp(DISCRIMINATOR, data_gens)]
-    source = form == "source"
-    if source:
-        pools = source_pools(dataset, n_train, eval_samples)
-        stream = SourceStreams(pools, data_gens, batch_size)
-    else:
-        stream = SeedStreams(modes, data_gens, noise_gens, n_train, batch_size)
-    steps_per_epoch = stream.batches_per_epoch
-    for p in G + D:
-        p.requires_grad_(True)
-    ema = [p.detach().clone() for p in G]
-    opt_d, opt_g = (RowOptimiser(P, "adam", betas=betas, uniform_fused=fused_adam) for P in (D, G))
-    chosen = dict(controller_settings or {})
-    unknown = sorted(set(chosen) - set(CONTROLLERS))
-    if unknown:
-        raise RingError(f"settings given for unknown controller(s) {', '.join(unknown)}; choose from {', '.join(CONTROLLERS)}")
-    controllers = [make_controller(s.controller, lr, lr, chosen.get(s.controller),
-                                   steps_per_epoch=steps_per_epoch, batch_size=batch_size, loss=s.loss,
-                                   loss_hp={**s.hp, "clamp": SOURCE_CLAMP if form == "source" else 0.0})
-                   for s in settings]
-    controls = ControlRows(controllers, lag=1, knob_defaults={"r1_gamma": [s.r1 for s in settings]})
-    ctl_rows = controls.dynamic             # rows whose controller reads every step's losses
-    knob_rows = {n: [k for k, c in enumerate(controllers) if n in c.knob_names] for n in controls.knob_names}
-    noise_rows = knob_rows.get("noise_sigma", [])
-    clc_rows = knob_rows.get("clc_weight", [])
-    knob_gens = {k: knob_generator(seeds[k]) for k in noise_rows + clc_rows}
-    clc = SampleBuffers([controllers[k].settings.buffer_batches * batch_size for k in clc_rows], batch_size, (2,),
-                        [knob_gens[k] for k in clc_rows], dev) if clc_rows else None
-    clc_idx = torch.tensor(clc_rows, dtype=torch.long, device=dev)
-    diversity_cfg = next((c.settings for c in controllers if isinstance(c.settings, GCANNConfig)), None)
-    plain_rows = all(s.controller == "none" for s in settings)
+        return x.pin_memory().to(self.dev, non_blocking=True) if self.cuda else x
 
-    # α in double precision (the source form computes A = α/(α−1) in double, as that code does with Python floats;
-    # the exact α-loss rounds α to the logits' precision); the LSGAN targets in the logits' float32
-    hp = {name: torch.tensor([s.hp[name] for s in settings], device=dev,
-                             dtype=torch.float64 if name.startswith("alpha") else torch.float32).view(S, 1)
-          for name in settings[0].hp}
-    hp["clamp"] = SOURCE_CLAMP if source else 0.0
-    r1_groups = [slice(a, b) for a, b, on in contiguous_runs([s.r1 > 0 or k in knob_rows.get("r1_gamma", ())
-                                                              for k, s in enumerate(settings)]) if on]
-    r1_gamma = torch.tensor([s.r1 for s in settings], device=dev)
-    objective = MinibatchObjective([s.loss for s in settings], hp, ("r1",) if r1_groups else (), {"gamma": r1_gamma})
-    noise_sigma = clc_weight = None
-    ema_beta = torch.tensor([s.ema for s in settings])
-    ema_beta_dev = ema_beta.to(dev)
-    has_ema = ema_beta > 0
-    any_ema = bool(has_ema.any())
-    has_ema_dev = has_ema.to(dev)
-    diverged = torch.zeros(S, dtype=torch.bool)
-    if not curve_every:
-        curve_z = None
-    elif source:   # the first codes of the evaluation pool, the same for every row (that code evaluates on all)
-        if curve_samples > eval_samples:
-            raise RingError(f"the source form's curve takes its codes from the {eval_samples} evaluation codes; "
-                             f"curve_samples ({curve_samples}) must not exceed them")
-        curve_z = pools.test_codes[:curve_samples].expand(S, curve_samples, 2)
-    else:
-        curve_z = torch.stack([torch.randn(curve_samples, 2, generator=eval_generator(s)) for s in seeds])
-    arange_b = torch.arange(B, device=dev)
-
-    def reduce(v: Tensor, n: Tensor | None) -> Tensor:
+    def reduce(self, v: Tensor, n: Tensor | None) -> Tensor:
         """Per-row mean of ``v (rows, B)`` over the batch; with counts ``n`` over each row's first ``n`` entries
         (the source form, always: a short batch is padded; a row with no entry gets 0)."""
         if n is None:
             return v.mean(1)
-        return torch.where(arange_b < n[:, None], v, 0.0).sum(1) / n.clamp(min=1)
+        return torch.where(self.arange_b < n[:, None], v, 0.0).sum(1) / n.clamp(min=1)
 
-    def reducer(n: Tensor | None):
+    def reducer(self, n: Tensor | None):
         """``dynamics.minibatch``'s reduction of the rows ``rows`` with the rows' counts ``n``."""
-        return lambda v, rows: reduce(v, None if n is None else n[rows])
+        return lambda v, rows: self.reduce(v, None if n is None else n[rows])
 
-    def d_out(params, x):
+    @staticmethod
+    def d_out(params: list[Tensor], x: Tensor) -> Tensor:
+        """D's logits ``(rows, N)`` under the weights ``params``."""
         return mlp_forward(DISCRIMINATOR, params, x).squeeze(-1)
 
-    def noisy(x: Tensor, draw: Tensor | None = None) -> Tensor:
+    def noisy(self, x: Tensor, draw: Tensor | None = None) -> Tensor:
         """Instance noise of the rows whose controller sets ``noise_sigma``: σ·ε, ε from the row's own
         generator, drawn for the rows in ``draw`` (all when None) only."""
-        if not noise_rows:
+        if not self.noise_rows:
             return x
         eps = torch.zeros_like(x)
-        for k in noise_rows:
+        for k in self.noise_rows:
             if draw is None or draw[k]:
-                eps[k] = torch.randn(x.shape[1:], generator=knob_gens[k]).to(dev)
-        return x + noise_sigma.to(x.dtype).view(-1, 1, 1) * eps
+                eps[k] = torch.randn(x.shape[1:], generator=self.knob_gens[k]).to(self.dev)
+        return x + self.noise_sigma.to(x.dtype).view(-1, 1, 1) * eps
 
-    def r1_fn(name: str, rows: slice, xr: Tensor, xf: Tensor, xi, hp: dict) -> Tensor:
+    def r1_fn(self, name: str, rows: slice, xr: Tensor, xf: Tensor, xi, hp: dict) -> Tensor:
         """R1 on the rows ``rows`` only (its double backward through their weights alone), per sample (rows, B)."""
-        m = rows.stop - rows.start
-        sub = select(D, rows.start, rows.stop)
-        return objective.penalty(name, lambda x: d_out(sub, x.view(m, B, 2)).reshape(-1), xr[rows].reshape(m * B, 2),
-                                 None, None, {"gamma": hp["gamma"].repeat_interleave(B)}).view(m, B)
+        m, B = rows.stop - rows.start, self.B
+        sub = select(self.D, rows.start, rows.stop)
+        return self.objective.penalty(name, lambda x: self.d_out(sub, x.view(m, B, 2)).reshape(-1),
+                                      xr[rows].reshape(m * B, 2), None, None,
+                                      {"gamma": hp["gamma"].repeat_interleave(B)}).view(m, B)
 
-    def clc_fn(update: Tensor, n: Tensor | None):
+    def clc_term(self, update: Tensor, n: Tensor | None, x_real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         """Closed-loop control's term of the rows that update: each updating row's buffers take its batch (its
         valid points), then give one; a row that does not update adds nothing."""
-        def term(x_real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-            xr_buf = torch.zeros(len(clc_rows), B, 2, device=dev)
-            xf_buf = torch.zeros_like(xr_buf)
-            got = torch.zeros(len(clc_rows), dtype=torch.long)
-            counts = None if n is None else n.tolist()
-            for i, k in enumerate(clc_rows):
-                if update[k]:
-                    m = B if counts is None else counts[k]
-                    a, b = clc.push_and_draw(i, x_real[k, :m].detach(), fake[k, :m].detach())
-                    xr_buf[i, :len(a)], xf_buf[i, :len(b)] = a, b
-                    got[i] = len(a)
-            sub = [p.index_select(0, clc_idx) for p in D]
-            counted = lambda v, rows: reduce(v, got.to(dev))
-            return objective.clc(d_out(sub, xr_buf), d_out(sub, xf_buf), counted), clc_idx
-        return term
+        B = self.B
+        xr_buf = torch.zeros(len(self.clc_rows), B, 2, device=self.dev)
+        xf_buf = torch.zeros_like(xr_buf)
+        got = torch.zeros(len(self.clc_rows), dtype=torch.long)
+        counts = None if n is None else n.tolist()
+        for i, k in enumerate(self.clc_rows):
+            if update[k]:
+                m = B if counts is None else counts[k]
+                a, b = self.clc.push_and_draw(i, x_real[k, :m].detach(), fake[k, :m].detach())
+                xr_buf[i, :len(a)], xf_buf[i, :len(b)] = a, b
+                got[i] = len(a)
+        sub = [p.index_select(0, self.clc_idx) for p in self.D]
+        counted = lambda v, rows: self.reduce(v, got.to(self.dev))
+        return self.objective.clc(self.d_out(sub, xr_buf), self.d_out(sub, xf_buf), counted), self.clc_idx
 
-    def d_loss(x_real: Tensor, fake: Tensor, n: Tensor | None, draw: Tensor | None = None,
+    def d_loss(self, x_real: Tensor, fake: Tensor, n: Tensor | None, draw: Tensor | None = None,
                update: Tensor | None = None, stats: dict | None = None,
                plain_only: bool = False) -> tuple[Tensor, Tensor]:
         """(loss with R1 and the knobs' terms, plain GAN loss), each (S,); ``n``: the rows' counts of valid
@@ -356,200 +432,222 @@ def _train_ring(settings, seeds, *, epochs, form, eval_samples, dataset, n_train
         the rows that take this loss's gradient (their CLC buffers take the batch; None: no CLC term);
         ``stats``: filled with the controllers' statistics when given; ``plain_only``: a measurement of the
         plain loss alone (no R1, which needs gradients, and no CLC term)."""
-        knobs = {"r1_gamma": r1_gamma} if r1_groups else {}
-        if clc is not None and update is not None:
-            knobs["clc_weight"] = clc_weight
-        noise = (lambda x: noisy(x, draw)) if noise_rows else None
+        knobs = {"r1_gamma": self.r1_gamma} if self.r1_groups else {}
+        if self.clc is not None and update is not None:
+            knobs["clc_weight"] = self.clc_weight
+        noise = (lambda x: self.noisy(x, draw)) if self.noise_rows else None
+        D = lambda x: self.d_out(self.D, x)
         if plain_only:
-            out = objective.d_plain(lambda x: d_out(D, x), x_real, fake, reducer(n), noise)
+            out = self.objective.d_plain(D, x_real, fake, self.reducer(n), noise)
         else:
-            out = objective.d_loss(lambda x: d_out(D, x), x_real, fake, reducer(n), knobs=knobs, noise=noise,
-                                   penalty_fn=r1_fn, penalty_rows=r1_groups,
-                                   clc_fn=clc_fn(update, n) if "clc_weight" in knobs else None)
+            out = self.objective.d_loss(D, x_real, fake, self.reducer(n), knobs=knobs, noise=noise,
+                                        penalty_fn=self.r1_fn, penalty_rows=self.r1_groups,
+                                        clc_fn=partial(self.clc_term, update, n) if "clc_weight" in knobs else None)
         if stats is not None:
             with torch.no_grad():
                 stats.update({k: v.tolist() for k, v in
-                              logit_statistics(out.out_real, out.out_fake, lambda v: reduce(v, n)).items()})
+                              logit_statistics(out.out_real, out.out_fake, lambda v: self.reduce(v, n)).items()})
         return out.total, out.plain
 
-    def g_loss(fake: Tensor, n: Tensor | None, mask: Tensor | None = None) -> Tensor:
-        return objective.g_loss(lambda x: d_out(D, x), fake, reducer(n),
-                                (lambda x: noisy(x, mask)) if noise_rows else None)
+    def g_loss(self, fake: Tensor, n: Tensor | None, mask: Tensor | None = None) -> Tensor:
+        """G's plain GAN loss (S,); instance noise drawn for the rows in ``mask`` (all when None)."""
+        return self.objective.g_loss(lambda x: self.d_out(self.D, x), fake, self.reducer(n),
+                                     (lambda x: self.noisy(x, mask)) if self.noise_rows else None)
 
-    def g_objective(fake: Tensor, use_div: list[int], n: Tensor | None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        plain = g_loss(fake, n, mask)
+    def g_objective(self, fake: Tensor, use_div: list[int], n: Tensor | None,
+                    mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(G's loss with the diversity term of the rows ``use_div``, plain GAN loss), each (S,)."""
+        plain = self.g_loss(fake, n, mask)
         total = plain
         if use_div:
-            extra = torch.zeros(S, device=dev)
-            counts = [B] * S if n is None else n.tolist()
-            extra = extra.index_put((torch.tensor(use_div, device=dev),),
-                                    torch.stack([diversity_term(fake[k, :counts[k]], diversity_cfg) for k in use_div]))
+            extra = torch.zeros(self.S, device=self.dev)
+            counts = [self.B] * self.S if n is None else n.tolist()
+            extra = extra.index_put((torch.tensor(use_div, device=self.dev),),
+                                    torch.stack([diversity_term(fake[k, :counts[k]], self.diversity_cfg)
+                                                 for k in use_div]))
             total = plain + extra
         return total, plain
 
-    run = RingRun(settings, seeds, G, D, ema, diverged, 0, form=form,
-                  eval_codes=pools.test_codes if source else None)
-    const_lr = torch.full((S,), float(lr), dtype=torch.float64)
-    # the losses reach the CPU every step when a controller reads them (lag 1), on the CPU, or for a trace;
-    # otherwise once per epoch, and a NaN/Inf row is then found diverged at the epoch's end (on CUDA only)
-    read_every_step = bool(ctl_rows) or not cuda or trace is not None
-    wanted_stats = bool(controls.needs)
-    diverged_dev = torch.zeros(S, dtype=torch.bool, device=dev)
-    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    sum_d = torch.zeros(S, dtype=torch.float64, device=dev)
-    sum_g = torch.zeros(S, dtype=torch.float64, device=dev)
-    d_updates, g_updates = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
-    graphed = _GraphedStep((cuda_graph == "eager" or (cuda and cuda_graph is True)) and plain_rows
-                           and trace is None, cuda_graph is True and cuda, S, B, dev, counted=source)
-
     @torch.no_grad()
-    def update_ema(rows: Tensor) -> None:
+    def update_ema(self, rows: Tensor) -> None:
         """The generator EMA's step (dynamics.optim.ema_step) of the rows in the device mask ``rows``, in place."""
-        for e, p in zip(ema, G):
+        for e, p in zip(self.ema, self.G):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            e.copy_(ema_step(e, p, ema_beta_dev.view(shape), rows.view(shape)))
+            e.copy_(ema_step(e, p, self.ema_beta_dev.view(shape), rows.view(shape)))
 
-    def plain_step(x: Tensor, z: Tensor, n: Tensor | None) -> None:
+    # ------------------------------------------------------------------ steps
+    def plain_step(self, x: Tensor, z: Tensor, n: Tensor | None) -> None:
         """One D and one G update of every row, all on the device (what the CUDA graph captures)."""
-        fake = mlp_forward(GENERATOR, G, z)
-        total, plain = d_loss(x, fake.detach(), n)
+        fake = mlp_forward(GENERATOR, self.G, z)
+        total, plain = self.d_loss(x, fake.detach(), n)
         ld = plain.detach()
-        opt_d.step_all_on_device(torch.autograd.grad(total.sum(), D), graphed.lr, graphed.steps_d)
-        total, plain = g_objective(fake, [], n)
+        self.opt_d.step_all_on_device(torch.autograd.grad(total.sum(), self.D), self.graphed.lr, self.graphed.steps_d)
+        total, plain = self.g_objective(fake, [], n)
         lg = plain.detach()
-        opt_g.step_all_on_device(torch.autograd.grad(total.sum(), G), graphed.lr, graphed.steps_g)
-        if any_ema:
-            update_ema(has_ema_dev)
+        self.opt_g.step_all_on_device(torch.autograd.grad(total.sum(), self.G), self.graphed.lr, self.graphed.steps_g)
+        if self.any_ema:
+            self.update_ema(self.has_ema_dev)
         finite = torch.isfinite(ld) & torch.isfinite(lg)
-        sum_d.add_(torch.where(finite, ld.double(), 0))
-        sum_g.add_(torch.where(finite, lg.double(), 0))
-        diverged_dev.logical_or_(~finite)
+        self.sum_d.add_(torch.where(finite, ld.double(), 0))
+        self.sum_g.add_(torch.where(finite, lg.double(), 0))
+        self.diverged_dev.logical_or_(~finite)
 
-    # what a saved state must match to be resumed here (the number of epochs may grow)
-    identity = {"settings": [vars(s) for s in settings], "seeds": seeds, "form": form,
-                "eval_samples": eval_samples if source else None, "dataset": dataset, "n_train": n_train,
-                "batch_size": batch_size, "lr": lr, "betas": list(betas), "controllers": [{k: c.state_dict()[k] for k in ("controller", "settings")} for c in controllers],
-                "curve_every": curve_every, "curve_samples": curve_samples, "fused_adam": fused_adam}
-    parts = {"G": G, "D": D, "ema": ema, "adam_d": opt_d, "adam_g": opt_g, "stream": stream, "controls": controls,
-             "buffers": clc, "knob_gens": [knob_gens[k] for k in sorted(knob_gens)],
-             "counts": [diverged, d_updates, g_updates]}
-    start, elapsed = 0, 0.0
-    if resume and state_file.exists():
-        start, elapsed = _load_state(state_file, identity, parts, run, total_steps)
-        run.steps = start
-        diverged_dev.copy_(diverged.to(dev))
-    elif state_file is not None and events_path(state_file).exists():
-        events_path(state_file).unlink()             # a fresh run: the old state's events go with it
-    if graphed.on:
-        graphed.prepare(const_lr, opt_d, opt_g)
-    t_start = time.perf_counter() - elapsed
-    for t in range(start, total_steps):
-        end_of_epoch = (t + 1) % steps_per_epoch == 0 or t + 1 == total_steps
-        if graphed.on:
-            graphed.run(plain_step, *stream.batch())
-            opt_d.steps += 1
-            opt_g.steps += 1
-            d_updates += 1
-            g_updates += 1
-            if end_of_epoch:
-                diverged |= diverged_dev.cpu()
-        else:
-            live = ~diverged
-            c0 = time.perf_counter()
-            plans = controls.plans()
-            run.time_control += time.perf_counter() - c0
-            d_steps, g_steps, lr_d, lr_g = plans.d_steps * live, plans.g_steps * live, plans.lr_d, plans.lr_g
-            use_div = (plans.use_diversity & live).nonzero().flatten().tolist() if ctl_rows else []
-            if "r1_gamma" in knob_rows and knob_rows["r1_gamma"]:
-                r1_gamma = plans.knobs["r1_gamma"].to(dev, torch.float32)
-            if noise_rows:
-                noise_sigma = plans.knobs["noise_sigma"].to(dev)
-            if clc_rows:
-                clc_weight = plans.knobs["clc_weight"]
-            stats = {} if wanted_stats else None
+    def graphed_step(self) -> None:
+        """:meth:`plain_step` on the next batch, captured or replayed (eagerly with ``cuda_graph="eager"``)."""
+        self.graphed.run(self.plain_step, *self.stream.batch())
+        self.opt_d.steps += 1
+        self.opt_g.steps += 1
+        self.d_updates += 1
+        self.g_updates += 1
 
-            x_step, z_step, n_step = (None if v is None else to_dev(v) for v in stream.batch())
-            fake_step = mlp_forward(GENERATOR, G, z_step)
-            x_real, fake, n_round = x_step, fake_step, n_step
-            for r, mask in update_rounds(d_steps):
-                if r:
-                    with torch.no_grad():
-                        x_real, z, n_round = (None if v is None else to_dev(v) for v in stream.batch(mask))
-                        fake = mlp_forward(GENERATOR, G, z)
-                total, plain = d_loss(x_real, fake.detach(), n_round, None if r == 0 else mask, mask,
-                                      stats if r == 0 else None)
-                if r == 0:
-                    ld = plain.detach()
-                grads = torch.autograd.grad(total.sum(), D)
-                opt_d.step(grads, lr_d, mask)
-                d_updates += mask.long()
-            if int(d_steps.max()) == 0:
+    def controlled_step(self, t: int) -> None:
+        """Step ``t`` under the controllers' plans (steps 1-5 of the module docstring): D's rounds, G's rounds with
+        the EMA, then the round-0 losses to the controllers (or, left on the device, to the epoch's end)."""
+        live = ~self.diverged
+        c0 = time.perf_counter()
+        plans = self.controls.plans()
+        self.result.time_control += time.perf_counter() - c0
+        d_steps, g_steps = plans.d_steps * live, plans.g_steps * live
+        use_div = (plans.use_diversity & live).nonzero().flatten().tolist() if self.ctl_rows else []
+        self._take_knobs(plans)
+        stats = {} if self.wanted_stats else None
+
+        x_step, z_step, n_step = (None if v is None else self.to_dev(v) for v in self.stream.batch())
+        fake_step = mlp_forward(GENERATOR, self.G, z_step)
+        ld = self._d_rounds(d_steps, plans.lr_d, x_step, fake_step, n_step, stats)
+        lg = self._g_rounds(g_steps, plans.lr_g, fake_step, n_step, use_div)
+
+        finite = torch.isfinite(ld) & torch.isfinite(lg)
+        self.sum_d += torch.where(finite, ld.double(), 0)
+        self.sum_g += torch.where(finite, lg.double(), 0)
+        if not self.read_every_step:
+            self.diverged_dev |= ~finite
+            return
+        ld_list, lg_list = ld.tolist(), lg.tolist()   # the controllers read the losses now (lag 1)
+        self.diverged |= ~finite.cpu()
+        c0 = time.perf_counter()
+        if self.ctl_rows:
+            self.result.events.extend(self.controls.observe(t, ld_list, lg_list, live=~self.diverged, stats=stats,
+                                                            epoch=t // self.steps_per_epoch))
+        self.result.time_control += time.perf_counter() - c0
+        if self.trace is not None:
+            self.trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": plans.lr_d.tolist(),
+                               "lr_g": plans.lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list,
+                               "loss_g": lg_list, "knobs": {n: v.tolist() for n, v in plans.knobs.items()},
+                               **(stats or {})})
+
+    def _take_knobs(self, plans) -> None:
+        """This step's knob values from the plans, on the device, for the rows' objective."""
+        if "r1_gamma" in self.knob_rows and self.knob_rows["r1_gamma"]:
+            self.r1_gamma = plans.knobs["r1_gamma"].to(self.dev, torch.float32)
+        if self.noise_rows:
+            self.noise_sigma = plans.knobs["noise_sigma"].to(self.dev)
+        if self.clc_rows:
+            self.clc_weight = plans.knobs["clc_weight"]
+
+    def _d_rounds(self, d_steps: Tensor, lr_d: Tensor, x_step: Tensor, fake_step: Tensor, n_step: Tensor | None,
+                  stats: dict | None) -> Tensor:
+        """D's rounds of the rows with ``d_steps > r``: round 0 on the step's batch and fakes, later rounds on fresh
+        batches of those rows only; D's plain loss of round 0 (measured alone when no row trains D)."""
+        x_real, fake, n_round = x_step, fake_step, n_step
+        for r, mask in update_rounds(d_steps):
+            if r:
                 with torch.no_grad():
-                    ld = d_loss(x_step, fake_step, n_step, stats=stats, plain_only=True)[1]
-            fake, n_round = fake_step, n_step
-            for r, mask in list(update_rounds(g_steps)) or [(0, g_steps > 0)]:   # round 0 always: G's loss is read
-                if r:
-                    z, n_round = (None if v is None else to_dev(v) for v in stream.codes(mask))
-                    fake = mlp_forward(GENERATOR, G, z)
-                total, plain = g_objective(fake, use_div, n_round, None if r == 0 else mask)
-                if r == 0:
-                    lg = plain.detach()
-                if not bool(mask.any()):
-                    break
-                grads = torch.autograd.grad(total.sum(), G)
-                opt_g.step(grads, lr_g, mask)
-                g_updates += mask.long()
-                if not any_ema:
-                    continue
-                update_ema(to_dev(mask & has_ema))
+                    x_real, z, n_round = (None if v is None else self.to_dev(v) for v in self.stream.batch(mask))
+                    fake = mlp_forward(GENERATOR, self.G, z)
+            total, plain = self.d_loss(x_real, fake.detach(), n_round, None if r == 0 else mask, mask,
+                                       stats if r == 0 else None)
+            if r == 0:
+                ld = plain.detach()
+            grads = torch.autograd.grad(total.sum(), self.D)
+            self.opt_d.step(grads, lr_d, mask)
+            self.d_updates += mask.long()
+        if int(d_steps.max()) == 0:
+            with torch.no_grad():
+                ld = self.d_loss(x_step, fake_step, n_step, stats=stats, plain_only=True)[1]
+        return ld
 
-            finite = torch.isfinite(ld) & torch.isfinite(lg)
-            sum_d += torch.where(finite, ld.double(), 0)
-            sum_g += torch.where(finite, lg.double(), 0)
-            if read_every_step:
-                ld_list, lg_list = ld.tolist(), lg.tolist()   # the controllers read the losses now (lag 1)
-                diverged |= ~finite.cpu()
-                c0 = time.perf_counter()
-                if ctl_rows:
-                    run.events.extend(controls.observe(t, ld_list, lg_list, live=~diverged, stats=stats,
-                                                       epoch=t // steps_per_epoch))
-                run.time_control += time.perf_counter() - c0
-                if trace is not None:
-                    trace.append({"d_steps": d_steps.tolist(), "g_steps": g_steps.tolist(), "lr_d": lr_d.tolist(),
-                                  "lr_g": lr_g.tolist(), "use_diversity": use_div, "loss_d": ld_list, "loss_g": lg_list,
-                                  "knobs": {n: v.tolist() for n, v in plans.knobs.items()}, **(stats or {})})
+    def _g_rounds(self, g_steps: Tensor, lr_g: Tensor, fake_step: Tensor, n_step: Tensor | None,
+                  use_div: list[int]) -> Tensor:
+        """G's rounds of the rows with ``g_steps > r`` (round 0 on the step's fakes, after D's update), each
+        followed by the EMA of its rows that have one; G's plain loss of round 0."""
+        fake, n_round = fake_step, n_step
+        for r, mask in list(update_rounds(g_steps)) or [(0, g_steps > 0)]:   # round 0 always: G's loss is read
+            if r:
+                z, n_round = (None if v is None else self.to_dev(v) for v in self.stream.codes(mask))
+                fake = mlp_forward(GENERATOR, self.G, z)
+            total, plain = self.g_objective(fake, use_div, n_round, None if r == 0 else mask)
+            if r == 0:
+                lg = plain.detach()
+            if not bool(mask.any()):
+                break
+            grads = torch.autograd.grad(total.sum(), self.G)
+            self.opt_g.step(grads, lr_g, mask)
+            self.g_updates += mask.long()
+            if self.any_ema:
+                self.update_ema(self.to_dev(mask & self.has_ema))
+        return lg
+
+    # ------------------------------------------------------------------ the epoch loop
+    def run(self) -> RingRun:
+        """Train from the start or the saved state to ``total_steps``; the :class:`RingRun`."""
+        start, elapsed = self._resume()
+        if self.graphed.on:
+            self.graphed.prepare(self.const_lr, self.opt_d, self.opt_g)
+        self.t_start = time.perf_counter() - elapsed
+        for t in range(start, self.total_steps):
+            end_of_epoch = (t + 1) % self.steps_per_epoch == 0 or t + 1 == self.total_steps
+            if self.graphed.on:
+                self.graphed_step()
             else:
-                diverged_dev |= ~finite
-                if end_of_epoch:
-                    diverged |= diverged_dev.cpu()
-        run.steps = t + 1
-        if end_of_epoch:
-            epoch = (t + 1 + steps_per_epoch - 1) // steps_per_epoch
-            n = (t % steps_per_epoch) + 1
-            run.loss_d.append((sum_d / n).float().cpu())
-            run.loss_g.append((sum_g / n).float().cpu())
-            sum_d.zero_()
-            sum_g.zero_()
-            nxt = controls.plans()
-            run.lr_d.append(nxt.lr_d.clone())
-            run.lr_g.append(nxt.lr_g.clone())
-            for name in controls.knob_names:
-                run.knobs.setdefault(name, []).append(nxt.knobs[name].clone())
-            if curve_every and (epoch % curve_every == 0 or t + 1 == total_steps):
-                run.curve_epochs.append(epoch)
-                x = generate(run.eval_params(), curve_z)
-                run.curve.append(toy_mode_metrics(x, modes, nonfinite="flag"))
-            # saved at the ends of whole epochs only (a run cut short by max_steps is not saved mid-epoch)
-            if (state_file is not None and save_every and (t + 1) % steps_per_epoch == 0
-                    and (epoch % save_every == 0 or t + 1 == total_steps)):
-                _save_state(state_file, identity, parts, run, t + 1, time.perf_counter() - t_start)
-            if progress is not None:
-                progress(epoch, epochs)
-    run.time_total = time.perf_counter() - t_start
-    run.d_updates, run.g_updates = d_updates, g_updates
-    for p in G + D:
-        p.requires_grad_(False)
-    return run
+                self.controlled_step(t)
+            if end_of_epoch and self.losses_on_device:
+                self.diverged |= self.diverged_dev.cpu()
+            self.result.steps = t + 1
+            if end_of_epoch:
+                self._end_epoch(t)
+        self.result.time_total = time.perf_counter() - self.t_start
+        self.result.d_updates, self.result.g_updates = self.d_updates, self.g_updates
+        for p in self.G + self.D:
+            p.requires_grad_(False)
+        return self.result
+
+    def _resume(self) -> tuple[int, float]:
+        """``(steps done, seconds)`` of the saved state when resuming (restored into this run), else ``(0, 0.0)``."""
+        if self.resume and self.state_file.exists():
+            start, elapsed = _load_state(self.state_file, self.identity, self.parts, self.result, self.total_steps)
+            self.result.steps = start
+            self.diverged_dev.copy_(self.diverged.to(self.dev))
+            return start, elapsed
+        if self.state_file is not None and events_path(self.state_file).exists():
+            events_path(self.state_file).unlink()             # a fresh run: the old state's events go with it
+        return 0, 0.0
+
+    def _end_epoch(self, t: int) -> None:
+        """After an epoch's last step ``t``: its mean losses, the next step's rates and knobs, the coverage curve,
+        the save when due and the progress call."""
+        run, steps_per_epoch = self.result, self.steps_per_epoch
+        epoch = (t + 1 + steps_per_epoch - 1) // steps_per_epoch
+        n = (t % steps_per_epoch) + 1
+        run.loss_d.append((self.sum_d / n).float().cpu())
+        run.loss_g.append((self.sum_g / n).float().cpu())
+        self.sum_d.zero_()
+        self.sum_g.zero_()
+        nxt = self.controls.plans()
+        run.lr_d.append(nxt.lr_d.clone())
+        run.lr_g.append(nxt.lr_g.clone())
+        for name in self.controls.knob_names:
+            run.knobs.setdefault(name, []).append(nxt.knobs[name].clone())
+        if self.curve_every and (epoch % self.curve_every == 0 or t + 1 == self.total_steps):
+            run.curve_epochs.append(epoch)
+            x = generate(run.eval_params(), self.curve_z)
+            run.curve.append(toy_mode_metrics(x, self.modes, nonfinite="flag"))
+        # saved at the ends of whole epochs only (a run cut short by max_steps is not saved mid-epoch)
+        if (self.state_file is not None and self.save_every and (t + 1) % steps_per_epoch == 0
+                and (epoch % self.save_every == 0 or t + 1 == self.total_steps)):
+            _save_state(self.state_file, self.identity, self.parts, run, t + 1, time.perf_counter() - self.t_start)
+        if self.progress is not None:
+            self.progress(epoch, self.epochs)
 
 
 class _GraphedStep:

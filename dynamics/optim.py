@@ -1,7 +1,8 @@
 """The one step engine: a per-row masked optimiser and the exponential moving average.
 
 Every tensor handled here has a leading *row* axis ``R``: a row is one trajectory of the Dirac
-testbed, or one seed of the ring study (``W (S, in, out)``). Rows never interact.
+testbed, one seed of the ring study (``W (S, in, out)``), or a whole network of the image trainer, its one
+row (``gcann.train.optimiser.NetworkAdam``). Rows never interact.
 
 :class:`RowOptimiser` is PyTorch's SGD (with momentum, ``buf ← μ·buf + g``, the first step
 ``buf = g``), Adam (``torch.optim.Adam``'s update, no weight decay) or RMSProp (``v ← αv + (1−α)g²``,

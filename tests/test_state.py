@@ -53,12 +53,23 @@ def test_an_identity_mismatch_names_the_key_and_both_values(tmp_path):
         load_state(path, "widget", 1, identity={"seeds": [1, 2], "lr": 0.2}, **KW)
 
 
-def test_a_trainer_checkpoint_of_format_1_without_a_kind_still_reads(tmp_path):
+def test_a_trainer_checkpoint_of_format_1_without_a_kind_still_reads_and_converts(tmp_path):
     from gcann.train.checkpoint import FORMAT, load_checkpoint
 
     path = tmp_path / "step_0000001.pt"
-    torch.save({"format": FORMAT, "step": 1}, path)                 # as written before the header had a kind
-    assert load_checkpoint(path)["step"] == 1
+    w = torch.nn.Parameter(torch.ones(3))
+    adam = torch.optim.Adam([w])
+    w.grad = torch.full((3,), 0.5)
+    adam.step()
+    # as written before the header had a kind, and the optimisers' states were torch.optim.Adam's
+    torch.save({"format": 1, "step": 1, "opt_d": adam.state_dict(), "opt_g": adam.state_dict()}, path)
+    state = load_checkpoint(path)
+    assert state["step"] == 1 and state["format"] == FORMAT == 2
+    assert state["opt_d"]["steps"].tolist() == [1]
+    assert torch.equal(state["opt_g"]["exp_avg"][0], adam.state[w]["exp_avg"].unsqueeze(0))
+    torch.save({"format": 1, "step": 1}, path)                      # no optimiser states: refused in one line
+    with pytest.raises(CheckpointError, match=r"^cannot read the checkpoint .* of format 1: 'opt_d'; use another"):
+        load_checkpoint(path)
     save_state(path, "ring-state", FORMAT, {"step": 1})
     with pytest.raises(CheckpointError, match="is not a checkpoint of this version"):
         load_checkpoint(path)
@@ -75,3 +86,13 @@ def test_a_payload_may_not_overwrite_the_header(tmp_path):
     with pytest.raises(ValueError, match="header"):
         save_state(tmp_path / "s.pt", "ring-state", 5, {"format": 99, "x": 1})
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_older_formats_are_read_only_through_their_converter(tmp_path):
+    path = tmp_path / "s.pt"
+    save_state(path, "widget", 1, {"n": 2})
+    up = {1: lambda st: {**st, "n": st["n"] * 10}}
+    state = load_state(path, "widget", 2, older=up, **KW)
+    assert state["n"] == 20 and state["format"] == 2
+    with pytest.raises(CheckpointError, match="is not a widget state of this version"):
+        load_state(path, "widget", 3, older={2: up[1]}, **KW)     # no converter for format 1

@@ -5,7 +5,10 @@
 CPU (always): DCGAN 64×64 steps/s of ``Trainer.fit`` (plain controller, no
 regulariser, no files written) against the loop of the PyTorch DCGAN example
 (same networks, batch, Adam, BCE-with-logits, losses read every step), timed
-in alternating rounds in one run; target ratio >= 1.0. Then the same trainer
+in alternating rounds in one run; target ratio >= 1.0. The Adam kernels differ on
+the CPU: the example's ``torch.optim.Adam`` defaults to its single-tensor form
+there, the trainer's (``gcann.train.optimiser.NetworkAdam``) takes torch's fused
+kernel, so part of the ratio is the optimiser's. Then the same trainer
 with the GCANN controller: the time spent in the controller (observe + plan)
 as a share of the step; target <= 1 %.
 

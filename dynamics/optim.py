@@ -96,7 +96,7 @@ class RowOptimiser:
         factors = self._host_factors(lr)
         if every and self.rule == "adam":
             bias2_sqrt, step_size = factors
-            self._update_all(grads, self._views(bias2_sqrt), self._views(step_size))
+            self._update_all(grads, bias2_sqrt, step_size)
             return
         keep = None if every else self._to_device(mask)
         for i, (p, g) in enumerate(zip(self.params, grads)):
@@ -239,12 +239,18 @@ class RowOptimiser:
             self._fused_groups(grads, list(range(len(steps))), steps, lr)
             return
         bias2_sqrt, step_size = self._factors(steps, lr)
-        self._update_all(grads, self._views(bias2_sqrt), self._views(step_size))
+        self._update_all(grads, bias2_sqrt, step_size)
 
-    def _update_all(self, grads: Sequence[Tensor], bias2_sqrt: list[Tensor], step_size: list[Tensor]) -> None:
+    def _update_all(self, grads: Sequence[Tensor], bias2_sqrt: Tensor, step_size: Tensor) -> None:
         """Adam's arithmetic for every row, in place, a few multi-tensor kernels for all tensors (the same
-        numbers as :meth:`_masked` with no mask)."""
+        numbers as :meth:`_masked` with no mask); ``bias2_sqrt`` and ``step_size`` are ``(R,)``. One row (the
+        trainer's network) takes them as 0-dim tensors: the same products, and on a GPU the multi-tensor
+        kernels' fast path, which per-row views of another shape than the parameters' would leave."""
         ps, ms, vs = self.params, self.exp_avg, self.exp_avg_sq
+        if bias2_sqrt.numel() == 1:
+            bias2_sqrt, step_size = bias2_sqrt.reshape(()), step_size.reshape(())
+        else:
+            bias2_sqrt, step_size = self._views(bias2_sqrt), self._views(step_size)
         torch._foreach_lerp_(ms, list(grads), 1 - self.beta1)
         torch._foreach_mul_(vs, self.beta2)
         torch._foreach_addcmul_(vs, list(grads), list(grads), value=1 - self.beta2)

@@ -5,8 +5,9 @@ The trainer's checkpoints (:mod:`gcann.train.checkpoint`) and the ring study's s
 what is truly its own, the payload. A file is a ``torch.save`` of a dict: a header ``kind`` (what wrote
 it) and ``format`` (its version), then the payload. It is written atomically
 (:func:`gcann.fileio.atomic_write`: a kill during the write leaves the previous file intact), and read
-back only if its kind and format are this code's and, when the payload holds an ``identity`` (what a
-resumed run must share with the one that saved it), every key of it matches. Anything else raises
+back only if its kind is this code's, its format this code's or an older one the caller converts
+(``older``: the trainer reads its checkpoints of format 1), and, when the payload holds an ``identity``
+(what a resumed run must share with the one that saved it), every key of it matches. Anything else raises
 :class:`CheckpointError` with one line that says what to do.
 """
 from __future__ import annotations
@@ -65,7 +66,8 @@ def load_state(path: str | Path, kind: str, version: int, *, what: str, fix: str
         try:
             state = {**upgrade(state), "format": version}
         except (KeyError, ValueError, TypeError, AttributeError) as e:
-            raise CheckpointError(f"cannot read the {what} {path} of format {state.get('format')}: {e}; {fix}") \
+            why = f"it has no {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise CheckpointError(f"cannot read the {what} {path} of format {state.get('format')}: {why}; {fix}") \
                 from None
     if identity is not None:
         saved = state.get("identity") or {}

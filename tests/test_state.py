@@ -68,7 +68,7 @@ def test_a_trainer_checkpoint_of_format_1_without_a_kind_still_reads_and_convert
     assert state["opt_d"]["steps"].tolist() == [1]
     assert torch.equal(state["opt_g"]["exp_avg"][0], adam.state[w]["exp_avg"].unsqueeze(0))
     torch.save({"format": 1, "step": 1}, path)                      # no optimiser states: refused in one line
-    with pytest.raises(CheckpointError, match=r"^cannot read the checkpoint .* of format 1: 'opt_d'; use another"):
+    with pytest.raises(CheckpointError, match=r"^cannot read the checkpoint .* of format 1: it has no 'opt_d'; use another"):
         load_checkpoint(path)
     save_state(path, "ring-state", FORMAT, {"step": 1})
     with pytest.raises(CheckpointError, match="is not a checkpoint of this version"):

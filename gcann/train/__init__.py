@@ -5,6 +5,7 @@
 * :mod:`.objective`  minibatch losses and regularisers from ``dynamics.objectives``
 * :mod:`.stream`     the resumable batch stream
 * :mod:`.loop`       ``Trainer``: the one training loop (the controller's plans, the lag)
+* :mod:`.optimiser`  ``NetworkAdam``: the project's one Adam (``dynamics.optim.RowOptimiser``), a network as one row
 * :mod:`.checkpoint` atomic checkpoints, ``load_generator``
 * :mod:`.distributed` data parallelism under ``torchrun``
 * :mod:`.plots`      sample grids, voxel renders, loss curves

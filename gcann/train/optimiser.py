@@ -76,18 +76,21 @@ class NetworkAdam:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s numbers (the count and the moments) in place; a state that has not
-        stepped may hold no moments (zeros)."""
-        moments = state.get("exp_avg", [])
-        if not moments and int(state["steps"][0]) == 0:
-            zeros = [torch.zeros_like(m) for m in self.rows.exp_avg]
-            state = {**state, "exp_avg": zeros, "exp_avg_sq": zeros}
-            moments = zeros
-        shapes = [tuple(m.shape) for m in moments]
+        stepped may hold no moments (zeros). A state of another form or another network: ValueError."""
+        try:
+            steps = state["steps"]
+            moments, squares = list(state.get("exp_avg", [])), list(state.get("exp_avg_sq", []))
+            if not moments and not squares and int(steps[0]) == 0:
+                moments = [torch.zeros_like(m) for m in self.rows.exp_avg]
+                squares = moments
+            shapes = [[tuple(m.shape) for m in ms] for ms in (moments, squares)]
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"not an optimiser state of this version ({type(e).__name__}: {e})") from None
         want = [(1, *p.shape) for p in self.params]
-        if shapes != want:
-            raise ValueError(f"an optimiser state for {len(shapes)} tensors of other shapes cannot be loaded into "
+        if shapes != [want, want] or tuple(steps.shape) != (1,):
+            raise ValueError(f"an optimiser state for {len(shapes[0])} tensors of other shapes cannot be loaded into "
                              f"this network's {len(want)} parameters")
-        self.rows.load_state_dict(state)
+        self.rows.load_state_dict({**state, "steps": steps, "exp_avg": moments, "exp_avg_sq": squares})
 
 
 def from_torch_adam(state: dict[str, Any]) -> dict[str, Any]:

@@ -129,7 +129,8 @@ def test_graphs_on_need_cuda():
 @cuda
 def test_captured_graph_equals_the_uncaptured_step_on_cuda(tmp_path):
     """On a GPU: the captured and replayed step against the same step run eagerly (the same device-side Adam),
-    with cuDNN's deterministic algorithms; and against the run without graphs (other Adam kernels)."""
+    with cuDNN's deterministic algorithms; and against the run without graphs (the same Adam arithmetic, its
+    bias factors computed on the host instead of the device)."""
     torch.backends.cudnn.deterministic = True
     try:
         runs = {mode: _run(tmp_path, mode, device="cuda", precision="fp32") for mode in ("on", "eager", "off")}

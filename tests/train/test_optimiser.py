@@ -148,3 +148,16 @@ def test_a_checkpoint_of_format_1_resumes_as_the_uninterrupted_run(tmp_path):
         for k, v in a[key].items():
             assert torch.equal(v, b[key][k]), (key, k)
     assert torch.equal(a["opt_g"]["steps"], b["opt_g"]["steps"])
+
+
+@pytest.mark.parametrize("broken", [{}, {"steps": torch.ones(1, dtype=torch.long)}, "drop_sq", "bad_sq"])
+def test_a_malformed_state_is_a_value_error(broken):
+    opt = NetworkAdam(_net(), 1e-3, (0.5, 0.999))
+    good = opt.state_dict()
+    if broken == "drop_sq":
+        broken = {k: v for k, v in good.items() if k != "exp_avg_sq"}
+    elif broken == "bad_sq":
+        broken = {**good, "exp_avg_sq": [v[:, :1] if v.dim() > 1 else v for v in good["exp_avg_sq"]]}
+    with pytest.raises(ValueError):
+        opt.load_state_dict(broken)
+    opt.load_state_dict(good)    # the good one still loads

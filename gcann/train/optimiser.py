@@ -84,10 +84,11 @@ class NetworkAdam:
                 moments = [torch.zeros_like(m) for m in self.rows.exp_avg]
                 squares = moments
             shapes = [[tuple(m.shape) for m in ms] for ms in (moments, squares)]
+            count_shape = tuple(torch.as_tensor(steps).shape)
         except (KeyError, TypeError, IndexError, AttributeError) as e:
             raise ValueError(f"not an optimiser state of this version ({type(e).__name__}: {e})") from None
         want = [(1, *p.shape) for p in self.params]
-        if shapes != [want, want] or tuple(steps.shape) != (1,):
+        if shapes != [want, want] or count_shape != (1,):
             raise ValueError(f"an optimiser state for {len(shapes[0])} tensors of other shapes cannot be loaded into "
                              f"this network's {len(want)} parameters")
         self.rows.load_state_dict({**state, "steps": steps, "exp_avg": moments, "exp_avg_sq": squares})

@@ -271,12 +271,26 @@ class RowOptimiser:
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore :meth:`state_dict`'s numbers in place (the tensors keep their addresses: a captured graph
-        reads them)."""
-        if state.get("rule", self.rule) != self.rule:
-            raise ValueError(f"an optimiser state of rule {state['rule']!r} cannot be loaded into {self.rule!r}")
-        self.steps.copy_(state["steps"])
-        for mine, saved in ((self.exp_avg, state["exp_avg"]), (self.exp_avg_sq, state["exp_avg_sq"])):
-            for p, q in zip(mine, saved, strict=True):
+        reads them). A state whose rows never stepped may leave the moments out (zeros); a state of another
+        rule, another form or other shapes is refused (ValueError), never broadcast into these tensors."""
+        try:
+            if state.get("rule", self.rule) != self.rule:
+                raise ValueError(f"an optimiser state of rule {state['rule']!r} cannot be loaded into {self.rule!r}")
+            steps = torch.as_tensor(state["steps"])
+            saved = [list(state.get(key) or []) for key in ("exp_avg", "exp_avg_sq")]
+            if not any(saved) and not bool(steps.any()):
+                saved = [[torch.zeros_like(t) for t in ts] for ts in (self.exp_avg, self.exp_avg_sq)]
+            have = [[tuple(t.shape) for t in ts] for ts in saved]
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not an optimiser state ({type(e).__name__}: {e})") from None
+        want = [[tuple(t.shape) for t in ts] for ts in (self.exp_avg, self.exp_avg_sq)]
+        if tuple(steps.shape) != tuple(self._steps.shape) or have != want:
+            raise ValueError(f"a state of {len(have[0]) or len(have[1])} tensors over {steps.numel()} rows does not fit "
+                             f"this optimiser's {len(want[0]) or len(want[1])} tensors over {len(self._steps)} rows "
+                             f"(or their shapes differ)")
+        self.steps.copy_(steps)
+        for mine, ts in zip((self.exp_avg, self.exp_avg_sq), saved):
+            for p, q in zip(mine, ts):
                 p.copy_(q)
 
     def state_of(self, k: int) -> dict[str, object]:

@@ -75,23 +75,14 @@ class NetworkAdam:
         return self.rows.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s numbers (the count and the moments) in place; a state that has not
-        stepped may hold no moments (zeros). A state of another form or another network: ValueError."""
+        """Restore :meth:`state_dict`'s numbers (the count and the moments) in place, checked by
+        :meth:`RowOptimiser.load_state_dict <dynamics.optim.RowOptimiser.load_state_dict>` (a state that has
+        not stepped may hold no moments); one of another form or another network: ValueError."""
         try:
-            steps = state["steps"]
-            moments, squares = list(state.get("exp_avg", [])), list(state.get("exp_avg_sq", []))
-            if not moments and not squares and int(steps[0]) == 0:
-                moments = [torch.zeros_like(m) for m in self.rows.exp_avg]
-                squares = moments
-            shapes = [[tuple(m.shape) for m in ms] for ms in (moments, squares)]
-            count_shape = tuple(torch.as_tensor(steps).shape)
-        except (KeyError, TypeError, IndexError, AttributeError) as e:
-            raise ValueError(f"not an optimiser state of this version ({type(e).__name__}: {e})") from None
-        want = [(1, *p.shape) for p in self.params]
-        if shapes != [want, want] or count_shape != (1,):
-            raise ValueError(f"an optimiser state for {len(shapes[0])} tensors of other shapes cannot be loaded into "
-                             f"this network's {len(want)} parameters")
-        self.rows.load_state_dict({**state, "steps": steps, "exp_avg": moments, "exp_avg_sq": squares})
+            self.rows.load_state_dict(state)
+        except ValueError as e:
+            raise ValueError(f"an optimiser state that cannot be loaded into this network's {len(self.params)} "
+                             f"parameters: {e}") from None
 
 
 def from_torch_adam(state: dict[str, Any]) -> dict[str, Any]:

@@ -189,6 +189,15 @@ def test_the_state_dict_restores_the_run_bit_for_bit():
     assert torch.equal(whole[0], resumed[0]) and torch.equal(a.steps, c.steps)
     with pytest.raises(ValueError, match="rule 'adam'"):
         RowOptimiser([torch.zeros(3, 5)], "sgd", momentum=0.5).load_state_dict(saved)
+    # other shapes or another row count are refused, never broadcast; a state that never stepped may hold no moments
+    for other in ([torch.zeros(3, 1)], [torch.zeros(2, 5)]):
+        with pytest.raises(ValueError, match="does not fit this optimiser's 1 tensors over 3 rows"):
+            RowOptimiser([torch.zeros(3, 5)], "adam", fused=False).load_state_dict(RowOptimiser(other).state_dict())
+    with pytest.raises(ValueError, match="not an optimiser state"):
+        c.load_state_dict({"rule": "adam"})
+    fresh = RowOptimiser([torch.zeros(3, 5)], "adam", fused=False)
+    fresh.load_state_dict({"rule": "adam", "steps": torch.zeros(3, dtype=torch.long)})
+    assert not fresh.exp_avg[0].any() and not fresh.exp_avg_sq[0].any()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -16,9 +16,8 @@ def controllers(as_json):
     """List every controller: name, source, law in one line, defaults."""
     from gcann.control import CONTROLLERS
 
-    docs = [cls.describe() for cls in CONTROLLERS.values()]
-    for d in docs:   # each setting's default at a glance (the settings keep theirs with range and help)
-        d["defaults"] = {k: v["default"] for k, v in d["settings"].items()}
+    # each setting's default at a glance (Controller.defaults; the settings keep theirs with range and help)
+    docs = [{**cls.describe(), "defaults": cls.defaults()} for cls in CONTROLLERS.values()]
     if as_json:
         click.echo(json.dumps(docs, indent=1))
         return

@@ -42,7 +42,7 @@ class RingError(GcannError, ValueError):
     """A ring-study request or saved state that cannot be used (one line for the user)."""
 
 
-__all__ = ["DATASETS", "FORMS", "N_TRAIN", "BATCH_SIZE", "RingError", "SOURCE_DATA_SEED", "SeedStreams", "SourcePools",
+__all__ = ["DATASETS", "FORMS", "N_TRAIN", "BATCH_SIZE", "RingError", "batches_per_epoch", "SOURCE_DATA_SEED", "SeedStreams", "SourcePools",
            "SourceStreams", "dataset_modes", "data_generator", "noise_generator", "eval_generator", "source_pools"]
 
 N_TRAIN = 50_000      # training points per seed, as the source
@@ -52,6 +52,12 @@ FORMS = ("source", "exact")   # the authors' code's data, codes, batches and los
 SOURCE_DATA_SEED = 1  # the authors' code draws data and code pools under seed 1, the same for every seed
 
 DATASETS = {"ring": ring_modes, "grid": grid_modes}  # 8 Gaussians on the unit circle; the 5×5 grid
+
+
+def batches_per_epoch(form: str, n_train: int, batch_size: int) -> int:
+    """Training steps per epoch of ``n_train`` points: the source form keeps the last short batch, the exact
+    form drops it."""
+    return math.ceil(n_train / batch_size) if form == "source" else n_train // batch_size
 
 
 def dataset_modes(name: str) -> ToyModes:
@@ -117,7 +123,7 @@ class SeedStreams(_SavedStreams):
             raise RingError(f"n_train ({n_train}) must be at least the batch size ({batch_size})")
         self.data_gens, self.noise_gens = list(data_gens), list(noise_gens)
         self.n_seeds, self.batch_size = len(self.data_gens), batch_size
-        self.batches_per_epoch = n_train // batch_size
+        self.batches_per_epoch = batches_per_epoch("exact", n_train, batch_size)
         self.data = torch.stack([modes.sample(n_train, g).float() for g in self.data_gens])      # (S, N, 2)
         self.order = torch.stack([torch.randperm(n_train, generator=g) for g in self.data_gens])  # (S, N)
         self.batch_pos = torch.zeros(self.n_seeds, dtype=torch.long)   # next batch within the epoch
@@ -225,7 +231,7 @@ class SourceStreams(_SavedStreams):
         self.data, self.pool = pools.train_data, pools.train_codes          # (N, 2), shared by every seed
         self.data_gens = list(data_gens)
         self.n_seeds, self.batch_size = len(self.data_gens), batch_size
-        self.batches_per_epoch = math.ceil(n / batch_size)
+        self.batches_per_epoch = batches_per_epoch("source", n, batch_size)
         orders = [_loader_orders(g, n) for g in self.data_gens]
         self.order_codes = torch.stack([o[0] for o in orders])               # (S, N)
         self.order_points = torch.stack([o[1] for o in orders])

@@ -22,7 +22,7 @@ from gcann.fileio import atomic_write_text
 from gcann.metrics.toy import TOY_EVAL_SAMPLES
 from gcann.sysmem import keep_freed_memory
 
-from .data import BATCH_SIZE, N_TRAIN, RingError
+from .data import BATCH_SIZE, N_TRAIN, RingError, batches_per_epoch
 from .train import EMA_BETA, R1_GAMMA, RingRun, RingSetting, evaluate_run, train_ring
 
 __all__ = ["BASES", "VARIANTS", "CPU_DEFAULT", "FULL_SIZE", "ALPHA_SWEEP", "PUBLISHED_FIGURE1", "form_note",
@@ -48,15 +48,15 @@ PUBLISHED_FIGURE1 = {0.2: (158, 7, 200), 0.3: (174, 4, 200), 0.4: (153, 11, 200)
 def form_note(form: str, n_train: int, batch_size: int) -> str:
     """What a form of the study is, with its steps per epoch at ``n_train`` points and batches of ``batch_size``
     (results.md and run.json say which ran)."""
-    full, short = divmod(n_train, batch_size)
+    steps, short = batches_per_epoch(form, n_train, batch_size), n_train % batch_size
     if form == "source":
-        last = f"{full + 1} steps per epoch, the last of {short}" if short else f"{full} steps per epoch"
+        last = f"{steps} steps per epoch, the last of {short}" if short else f"{steps} steps per epoch"
         return ("the authors' code (experiments/2D.py): data, training codes and evaluation codes drawn once under "
                 "seed 1 and shared by every seed, the codes pool reshuffled every epoch, the last short batch kept "
                 f"(of {n_train:,} points: {last}), σ clamped to [1e-7, 1 − 1e-7] in the α-losses (BCE, "
                 "log ≥ −100, at α = 1)")
     return ("the project's exact form: a data set and fresh codes per seed, the last short batch dropped "
-            f"({full} steps per epoch of {n_train:,} points), exact α-losses; a row whose loss is NaN/Inf is stopped "
+            f"({steps} steps per epoch of {n_train:,} points), exact α-losses; a row whose loss is NaN/Inf is stopped "
             "and counted a failure")
 
 

@@ -19,7 +19,7 @@ __all__ = ["report"]
 @click.option("--metrics", "metrics", default=None, metavar="M[,M...]",
               help="metrics to report (loss_gap is always one) [default: every metric the runs have]")
 @click.option("--interval", type=click.Choice(["auto", "t", "bootstrap"]), default="auto", show_default=True,
-              help="95 %% interval over seeds: t, BCa bootstrap, or auto (t below 20 seeds, bootstrap from 20)")
+              help="95 % interval over seeds: t, BCa bootstrap, or auto (t below 20 seeds, bootstrap from 20)")
 @click.option("--out", "out", default=None, metavar="DIR", help="[default: DIR/report for one DIR]")
 @click.option("--no-figures", is_flag=True, help="write report.json and report.md only")
 @click.option("--evaluate", is_flag=True,

@@ -9,7 +9,8 @@ import click
 from .common import IntAtLeast, UserError, check_device, check_output
 
 
-@click.group(context_settings={"show_default": True})
+@click.group(context_settings={"show_default": True},
+             short_help="The (α_D, α_G)-GAN paper's ring of 8 Gaussians and 5×5 grid, seeds batched.")
 def ring():
     """The (α_D, α_G)-GAN paper's (Welfert et al. 2023) ring of 8 Gaussians (or the 5×5 grid): (α_D, α_G)-GANs,
     LSGAN, ±GCANN, ±R1, ±EMA."""

@@ -392,6 +392,7 @@ class Trainer:
                 raise
             raise self._interrupted(stop.signum) from None   # e.g. a loader worker that the signal ended
         finally:
+            self.stream.close()   # loader workers ignore SIGTERM: left running, they would hang the exit
             if bar is not None:
                 bar.close()
             if self._tb is not None:

@@ -91,6 +91,15 @@ class BatchStream:
         x = x.to(self.device, non_blocking=True)
         return x if x.is_floating_point() else x.float()  # compact sets (uint8/bool voxels) widen on the device
 
+    def close(self) -> None:
+        """Stop the loader's workers now; a later ``next()`` starts new ones where the stream stands. The workers
+        ignore SIGTERM (:func:`_ignore_stop_signals`), so one left alive until the interpreter exits would be
+        terminated in vain and joined forever: the trainer closes its stream when ``fit`` returns or raises."""
+        it, self._it = self._it, None
+        shutdown = getattr(it, "_shutdown_workers", None)   # torch's multi-process iterator; __del__ calls it too
+        if shutdown is not None:
+            shutdown()
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.clone(), "gen": self.gen.get_state()}

@@ -237,6 +237,32 @@ def test_workers_fit_the_machine_and_config_json_says_how_they_were_chosen(tmp_p
     assert saved["num_workers"] is None and saved["num_workers_how"] == "auto"
 
 
+def test_loader_workers_end_with_the_run_so_the_command_exits(tmp_path):
+    """Loader workers ignore SIGTERM (the training process stops after its step and saves), so a worker left
+    alive after ``fit`` was terminated in vain at the interpreter's exit and joined forever: ``gcann train``
+    with workers finished its run and then never exited. The trainer now stops them when ``fit`` ends."""
+    import multiprocessing
+
+    def new_children(before):
+        return set(multiprocessing.active_children()) - before
+
+    before = set(multiprocessing.active_children())
+    cfg = tiny(max_steps=3, num_workers=1, eval_every=1)
+    ds = fixture_for(cfg, lazy=True)
+    Trainer(cfg, tmp_path / "run", dataset=ds, quiet=True).fit()
+    assert not new_children(before)
+    with pytest.raises(TrainingInterrupted):
+        Trainer(cfg.replace(max_steps=6), tmp_path / "cut", dataset=ds, quiet=True, metrics_hook=_StopAt(2)).fit()
+    assert not new_children(before)
+    root = _images(tmp_path / "imgs")
+    r = subprocess.run([sys.executable, "-m", "gcann.cli", "train", "--preset", "celeba-dcgan", "--dataset", "images",
+                        "--data-root", str(root), "--out", str(tmp_path / "cli"), "--max-steps", "2",
+                        "--num-workers", "1", "--quiet", *TINY], capture_output=True, text=True, timeout=180,
+                       env=repo_env())
+    assert r.returncode == 0, r.stderr
+    assert _status(tmp_path / "cli")["state"] == "finished"
+
+
 # --------------------------------------------------------------------------- errors and help
 def test_user_errors_share_one_base_and_bugs_keep_their_traceback(tmp_path, monkeypatch):
     from gcann.data import DataError

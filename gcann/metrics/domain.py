@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from gcann.fileio import atomic_write
 
+from .fid import fid_from_features, mmd2_over_subsets, mmd2_unbiased, poly_kernel
 from .registry import EvalContext, MetricError, MetricUnavailable, register_metric
 
 __all__ = ["DomainNet", "FEATURE_DIM", "domain_classifier", "frechet_from_features", "kid_unbiased",
@@ -70,23 +71,7 @@ class DomainNet(nn.Module):
 def frechet_from_features(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """Fréchet distance ``‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½)`` of the Gaussian fits of two ``(N, D)`` sets
     (the trace of the square root from the eigenvalues of ``Σa Σb``, as TTUR/torch-fidelity compute it)."""
-    from .fid import fid_from_features
-
     return fid_from_features(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64))
-
-
-def poly_kernel(x: Tensor, y: Tensor) -> Tensor:
-    """KID's kernel ``(x·y / d + 1)³`` between the rows of ``x`` and ``y``."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
-
-
-def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
-    """The unbiased MMD² estimate with :func:`poly_kernel` (diagonals of the within-set sums left out)."""
-    x, y = x.double(), y.double()
-    m, n = len(x), len(y)
-    kxx, kyy, kxy = poly_kernel(x, x), poly_kernel(y, y), poly_kernel(x, y)
-    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
-                 + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
 
 
 def kid_unbiased(gen: Tensor, real: Tensor, *, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
@@ -102,9 +87,7 @@ def kid_unbiased(gen: Tensor, real: Tensor, *, subsets: int = KID_SUBSETS, subse
         raise MetricError(f"kid_domain needs at least 2 samples per set, got {len(gen)} and {len(real)}")
     if subsets < 2:
         raise MetricError(f"kid_domain needs at least 2 subsets for its standard error, got {subsets}")
-    rng = np.random.default_rng(seed)
-    vals = np.array([mmd2_unbiased(gen[rng.choice(len(gen), size, replace=False)],
-                                   real[rng.choice(len(real), size, replace=False)]) for _ in range(subsets)])
+    vals = mmd2_over_subsets(gen, real, subsets=subsets, size=size, rng=np.random.default_rng(seed))
     return float(vals.mean()), float(vals.std(ddof=1) * math.sqrt(size / len(gen)))
 
 

@@ -1,12 +1,15 @@
 """FID, KID and the Inception Score from Inception features, and real-data statistics cached per dataset.
 
-The statistics are torch-fidelity's: ``fid_features_to_statistics`` and
+FID's statistics are torch-fidelity's: ``fid_features_to_statistics`` and
 ``fid_statistics_to_metric`` (TTUR's formula, the trace of the matrix square
-root from the eigenvalues of ``Σ₁Σ₂``) and ``kid_features_to_metric`` (the
-unbiased MMD² with the cubic polynomial kernel over random subsets). The
-Inception Score follows torch-fidelity's convention (shuffle with
-``RandomState(2020)``, 10 splits, softmax of the bias-free logits) and is
-tested against its ``isc_features_to_metric``.
+root from the eigenvalues of ``Σ₁Σ₂``). KID is the project's one MMD estimator,
+:func:`mmd2_over_subsets` (the unbiased MMD² with the cubic polynomial kernel
+over random subsets, in float64), which ``kid_domain`` uses too; ``kid`` draws
+its subsets as torch-fidelity does (``RandomState(2020)``) and is tested
+against its ``kid_features_to_metric``. The Inception Score follows
+torch-fidelity's convention (shuffle with ``RandomState(2020)``, 10 splits,
+softmax of the bias-free logits) and is tested against its
+``isc_features_to_metric``.
 
 Sample counts: FID estimates a ``d × d`` covariance (d = 2048 for Inception),
 which is singular with fewer than ``d`` samples; the Fréchet distance is then
@@ -39,7 +42,8 @@ from .inception import (
 from .registry import EvalContext, MetricError, register_metric
 
 __all__ = ["DEFAULT_IMAGE_SAMPLES", "DEFAULT_REAL_SAMPLES", "FIDStats", "fid_from_features", "fid_statistics",
-           "frechet_distance", "generated_features", "inception_score", "kid_from_features", "real_features"]
+           "frechet_distance", "generated_features", "inception_score", "kid_from_features", "mmd2_over_subsets",
+           "mmd2_unbiased", "poly_kernel", "real_features"]
 
 DEFAULT_IMAGE_SAMPLES = 10_000   # generated images per FID/KID/IS when the caller sets no count
 DEFAULT_REAL_SAMPLES = 50_000    # real images per statistics: all of them, up to this many
@@ -96,21 +100,44 @@ def fid_from_features(f1: Tensor | np.ndarray, f2: Tensor | np.ndarray) -> float
     return frechet_distance(fid_statistics(f1, what="the first set"), fid_statistics(f2, what="the second set"))
 
 
+def poly_kernel(x: Tensor, y: Tensor) -> Tensor:
+    """KID's kernel ``(x·y / d + 1)³`` between the rows of ``x`` and ``y``."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
+    """The unbiased MMD² estimate with :func:`poly_kernel` (diagonals of the within-set sums left out)."""
+    x, y = x.double(), y.double()
+    m, n = len(x), len(y)
+    kxx, kyy, kxy = poly_kernel(x, x), poly_kernel(y, y), poly_kernel(x, y)
+    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+                 + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
+
+
+def mmd2_over_subsets(a: Tensor, b: Tensor, *, subsets: int, size: int,
+                      rng: np.random.RandomState | np.random.Generator) -> np.ndarray:
+    """:func:`mmd2_unbiased` of ``subsets`` pairs of random subsets of ``size`` rows, one of ``a`` then one of
+    ``b`` per pair, each drawn without replacement by ``rng.choice``: the caller's generator decides the draws
+    (KID's estimator; ``kid`` and ``kid_domain`` differ only in their draws and what they report)."""
+    return np.array([mmd2_unbiased(a[torch.from_numpy(rng.choice(len(a), size, replace=False))],
+                                   b[torch.from_numpy(rng.choice(len(b), size, replace=False))])
+                     for _ in range(subsets)])
+
+
 def kid_from_features(f1: Tensor | np.ndarray, f2: Tensor | np.ndarray, *, subsets: int = 100,
                       subset_size: int = 1000, seed: int = 2020) -> tuple[float, float]:
-    """KID (mean, std over ``subsets`` random subsets of ``min(subset_size, n1, n2)`` samples)."""
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-
+    """KID (mean, std over ``subsets`` random subsets of ``min(subset_size, n1, n2)`` samples), the subsets
+    drawn as torch-fidelity's ``kid_features_to_metric`` draws them (``RandomState(seed)``; its std, ddof 0)."""
     a, b = _features_2d(f1, "the first set"), _features_2d(f2, "the second set")
     if a.shape[1] != b.shape[1]:
         raise MetricError(f"feature sets of different widths: {a.shape[1]} and {b.shape[1]}")
     size = min(subset_size, len(a), len(b))
     if size < 2:
         raise MetricError(f"KID needs at least 2 samples per set, got {len(a)} and {len(b)}")
-    out = kid_features_to_metric(a, b, kid_subsets=subsets, kid_subset_size=size, rng_seed=seed, verbose=False,
-                                 kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
-                                 kid_kernel_poly_coef0=1)
-    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+    if subsets < 1:
+        raise MetricError(f"KID needs at least 1 subset, got {subsets}")
+    vals = mmd2_over_subsets(a, b, subsets=subsets, size=size, rng=np.random.RandomState(seed))
+    return float(vals.mean()), float(vals.std())
 
 
 def inception_score(logits: Tensor | np.ndarray, *, splits: int = 10, shuffle: bool = True,

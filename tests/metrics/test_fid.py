@@ -146,6 +146,26 @@ def test_kid_equals_torchmetrics_and_a_loop_when_the_subset_is_the_whole_set():
     assert mean == pytest.approx(float(tm.compute()[0]), rel=1e-3)
 
 
+@settings(max_examples=25, deadline=None)
+@given(n1=st.integers(2, 40), n2=st.integers(2, 40), d=st.integers(1, 12), subsets=st.integers(1, 6),
+       subset_size=st.integers(2, 50), seed=st.integers(0, 2**31 - 1), shift=st.floats(-2, 2))
+def test_kid_equals_torch_fidelity_on_the_same_features(n1, n2, d, subsets, subset_size, seed, shift):
+    """The project's KID estimator against torch-fidelity's ``kid_features_to_metric`` (its own subset draws,
+    kernel and MMD², in numpy): the same subsets, so the same mean and std up to summation order."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n1, d, generator=g, dtype=torch.float64)
+    b = torch.randn(n2, d, generator=g, dtype=torch.float64) * 1.3 + shift
+    mean, std = kid_from_features(a, b, subsets=subsets, subset_size=subset_size, seed=seed)
+    ref = kid_features_to_metric(a, b, kid_subsets=subsets, kid_subset_size=min(subset_size, n1, n2), rng_seed=seed,
+                                 verbose=False, kid_kernel="poly", kid_kernel_poly_degree=3,
+                                 kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1)
+    scale = max(1.0, abs(ref[KEY_METRIC_KID_MEAN]))
+    assert mean == pytest.approx(ref[KEY_METRIC_KID_MEAN], rel=1e-9, abs=1e-12 * scale)
+    assert std == pytest.approx(ref[KEY_METRIC_KID_STD], rel=1e-7, abs=1e-12 * scale)
+
+
 def test_kid_subset_is_capped_by_the_smaller_set():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(12, 3, generator=g), torch.randn(30, 3, generator=g) + 1

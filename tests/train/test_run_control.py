@@ -123,13 +123,14 @@ def test_every_message_about_a_run_without_checkpoints_names_a_command_that_work
     assert "gcann train --preset NAME --out NEW_FOLDER" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_to_the_command_saves_the_step_and_exits_with_its_status(tmp_path, sig, code):
+@pytest.mark.parametrize("sig, code, workers", [(signal.SIGINT, 130, "0"), (signal.SIGTERM, 143, "1")],
+                         ids=["SIGINT", "SIGTERM-with-a-loader-worker"])
+def test_a_signal_to_the_command_saves_the_step_and_exits_with_its_status(tmp_path, sig, code, workers):
     root = _images(tmp_path / "imgs")
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "gcann.cli", "train", "--preset", "celeba-dcgan", "--dataset", "images",
            "--data-root", str(root), "--out", str(run), "--max-steps", "100000", "--ckpt-every", "100000",
-           "--sample-every", "100000", "--progress-seconds", "0", "--quiet", *TINY]
+           "--sample-every", "100000", "--progress-seconds", "0", "--num-workers", workers, "--quiet", *TINY]
     env = repo_env()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240

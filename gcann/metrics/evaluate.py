@@ -32,17 +32,17 @@ def prepare_eval(source: str | Path, *, metrics: str | list[str] | None = None, 
                  data_root: str | None = None, ema: bool = True, seed: int = 0, batch_size: int = 64,
                  device: str = "cpu", options: dict[str, Any] | None = None):
     """``(names, ctx, G, info)``: the metric names (checked), the context, the generator and what it makes."""
-    from gcann.data import build_dataset
     from gcann.train.checkpoint import load_generator
+    from gcann.train.config import TrainConfig
 
     from .registry import EvalContext, check_metrics
 
     if not Path(source).exists():
         raise MetricError(f"{source} does not exist")
     G, info = load_generator(source, ema=ema, device=device)
-    names = parse_metric_names(metrics or DEFAULT_METRICS[info["kind"]])
+    names = parse_metric_names(DEFAULT_METRICS[info["kind"]] if metrics is None else metrics)
     check_metrics(names, info["kind"], num_samples)
-    ds = build_dataset(info["dataset"], data_root or info["data_root"], resolution=info["resolution"])
+    ds = TrainConfig.from_dict(info["config"]).build_data(data_root)   # the data as the run trained on it
     gen = torch.Generator().manual_seed(seed)
 
     def sample(n: int) -> torch.Tensor:

@@ -234,11 +234,9 @@ def _write_sweep_listing(part: Part, folder: Path, executor: str) -> None:
 
 def _check_data(part: Part) -> str | None:
     """``None`` when the part's data set can be built here, else why not (one line)."""
-    from gcann.data import build_dataset
-
     cfg = part.runs[0][1]
     try:
-        build_dataset(cfg.dataset, cfg.data_root, resolution=cfg.resolution)
+        cfg.build_data()
     except GcannError as e:
         return str(e).splitlines()[0]
     return None

@@ -152,6 +152,14 @@ class TrainConfig:
         d["num_workers_chosen"], d["num_workers_how"] = self.workers()
         return d
 
+    def build_data(self, data_root: str | None = None):
+        """The run's data set as training reads it (images at the run's channels), from ``data_root`` or the
+        config's: the one definition that training, ``gcann eval`` and the verdict's data check share."""
+        from gcann.data import build_dataset
+
+        options = {"channels": self.channels} if self.kind == "image" else {}
+        return build_dataset(self.dataset, data_root or self.data_root, resolution=self.resolution, **options)
+
     def workers(self) -> tuple[int, str]:
         """The data-loader workers of this run here, and how they were chosen: ``"user"`` or ``"auto"``."""
         if self.num_workers is not None:
@@ -257,6 +265,19 @@ class TrainConfig:
             raise ConfigError(f"controller_set must be a dict of the controller's settings, got {self.controller_set!r}")
         if self.kind == "voxel" and self.channels != 1:
             raise ConfigError(f"voxel grids have one channel; got channels={self.channels}")
+        from gcann.models import ARCHITECTURES
+
+        sizes = ARCHITECTURES[self.arch][1]
+        if self.resolution not in sizes:
+            raise ConfigError(f"the {self.arch} networks are built for resolution {', '.join(map(str, sizes))}; "
+                              f"got resolution={self.resolution}")
+        if self.metrics:   # now, not at the first evaluation hours into the run
+            from gcann.metrics import check_metrics
+
+            try:
+                check_metrics(self.metrics, self.kind, self.eval_samples)
+            except GcannError as e:
+                raise ConfigError(f"metrics: {str(e).replace('num_samples=', 'eval_samples=')}") from None
         return self
 
 

@@ -216,10 +216,7 @@ class Trainer:
 
         # data
         if dataset is None:
-            from gcann.data import build_dataset
-
-            options = {"channels": cfg.channels} if cfg.kind == "image" else {}
-            dataset = build_dataset(cfg.dataset, cfg.data_root, resolution=cfg.resolution, **options)
+            dataset = cfg.build_data()
         self.dataset = dataset
         expected = (cfg.channels, cfg.resolution, cfg.resolution) if cfg.kind == "image" else (1,) + (cfg.resolution,) * 3
         shape = tuple(getattr(dataset, "sample_shape", tuple(dataset[0].shape)))
@@ -341,6 +338,9 @@ class Trainer:
         state = load_checkpoint(run_dir)
         cfg = TrainConfig.from_dict(state["config"])
         if max_steps is not None:
+            if max_steps < int(state["step"]):
+                raise RunError(f"the run's last checkpoint is at step {int(state['step'])}: --max-steps "
+                               f"{max_steps} would end it before where it stands; give at least {int(state['step'])}")
             cfg = cfg.replace(max_steps=max_steps)
         trainer = cls(cfg, run_dir, quiet=quiet, _resume=state, **parts)
         if trainer.writes:
@@ -387,10 +387,14 @@ class Trainer:
             raise
         except KeyboardInterrupt:
             raise self._interrupted(stop.signum or signal.SIGINT) from None
-        except RuntimeError:
+        except RuntimeError as e:
             if stop.signum is None:
+                self._write_status("failed", _first_line(e))
                 raise
             raise self._interrupted(stop.signum) from None   # e.g. a loader worker that the signal ended
+        except Exception as e:   # a damaged data file, a metric's error, a bug: status.json must not say running
+            self._write_status("failed", _first_line(e))
+            raise
         finally:
             self.stream.close()   # loader workers ignore SIGTERM: left running, they would hang the exit
             if bar is not None:
@@ -881,7 +885,7 @@ class Trainer:
         return self._tb
 
     def _write_status(self, state: str, message: str, **extra: Any) -> None:
-        """``status.json``: state (running, finished, diverged, interrupted), the step reached, the last
+        """``status.json``: state (running, finished, diverged, interrupted, failed), the step reached, the last
         checkpoint and its step, the flags raised, when it was written; ``extra`` adds keys."""
         if self.writes and self.run_dir.exists():
             doc = {"state": state, "step": self.step, "total_steps": self.total_steps, "message": message,
@@ -935,10 +939,27 @@ def recompute_bn_stats(G: nn.Module, nz: int, batch: int, device: torch.device, 
     G.eval()
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
 def _truncate_jsonl(path: Path, keep: Callable[[dict], bool]) -> None:
+    """Keep the records of ``path`` that ``keep`` accepts. A last line that is not JSON is dropped: the run was
+    killed while writing it (its step is redone); a bad line before the last is refused in one line."""
     if not path.is_file():
         return
     rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in rows if keep(json.loads(line))]
+    kept = []
+    for i, line in enumerate(rows):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(rows) - 1:
+                break
+            raise RunError(f"{path}, line {i + 1}, is not valid JSON: the run folder was edited or damaged; "
+                           f"mend or remove that line to continue the run") from None
+        if keep(rec):
+            kept.append(line)
     if len(kept) != len(rows):
         atomic_write_text(path, "".join(line + "\n" for line in kept))

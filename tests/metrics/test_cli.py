@@ -181,3 +181,26 @@ def test_eval_says_what_it_will_compute_and_records_its_time(tmp_path, stand_in,
     assert "24 real (features cached) images for kid: 20 images through Inception" in capsys.readouterr().err
     assert main(["eval", str(run), "--metrics", "pairwise", "--num-samples", "8", "--quiet"]) == 0
     assert "gcann eval:" not in capsys.readouterr().err
+
+
+def test_eval_reads_the_data_as_the_run_trained_on_it(tmp_path, monkeypatch):
+    """A grayscale run of an image folder: gcann eval's real images are grayscale too (the same data set, the
+    same content key), not the folder's RGB; and an empty --metrics is refused, not read as the default."""
+    from gcann.metrics import MetricError
+    from gcann.metrics.evaluate import prepare_eval
+    from gcann.train.config import TrainConfig
+
+    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "cache"))
+    root = _images(tmp_path / "imgs")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(root),
+                 "--channels", "1", "--resolution", "32", "--max-steps", "1", "--out", str(run), "--width-g", "4",
+                 "--width-d", "4", "--batch-size", "8", "--num-samples", "4", "--quiet"]) == 0
+    trained = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).build_data()
+    _, ctx, _, _ = prepare_eval(run, metrics="pairwise", num_samples=4)
+    ds = ctx.options["dataset"]
+    assert tuple(ds.sample_shape) == (1, 32, 32) == tuple(trained.sample_shape)
+    assert ctx.dataset_key == trained.key
+    assert torch.equal(ds[3], trained[3])
+    with pytest.raises(MetricError, match="--metrics is empty"):
+        prepare_eval(run, metrics="", num_samples=4)

@@ -280,6 +280,65 @@ def test_a_run_through_loader_workers_interrupted_and_resumed_equals_the_in_memo
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
 
 
+def test_a_config_refuses_what_would_fail_later_at_once():
+    """An unbuilt resolution and a metric list that the first evaluation would refuse (hours into a run) are
+    refused by the config itself, in one line."""
+    from gcann.train import ConfigError
+
+    with pytest.raises(ConfigError, match=r"built for resolution 28, 32, 64, 112; got resolution=16"):
+        tiny(resolution=16)
+    with pytest.raises(ConfigError, match=r"built for resolution 32, 64; got resolution=20"):
+        tiny(arch="voxel", channels=1, resolution=20)
+    with pytest.raises(ConfigError, match=r"metrics: unknown metric\(s\) bogus"):
+        tiny(metrics="bogus")
+    with pytest.raises(ConfigError, match=r"metrics: metric 'chamfer' is for voxel samples, not image"):
+        tiny(metrics="chamfer")
+    with pytest.raises(ConfigError, match=r"metric 'fd_domain' needs at least 128 .* got eval_samples=10"):
+        tiny(metrics="fd_domain", eval_samples=10)
+    assert tiny(metrics="pairwise", eval_samples=10).metrics == ("pairwise",)
+
+
+def test_status_says_failed_after_any_other_error(tmp_path):
+    def broken(trainer):
+        raise ValueError("a damaged file\nsecond line")
+
+    cfg = tiny(max_steps=4, eval_every=2)
+    with pytest.raises(ValueError):
+        Trainer(cfg, tmp_path / "run", dataset=fixture_for(cfg), quiet=True, metrics_hook=broken).fit()
+    status = _status(tmp_path / "run")
+    assert status["state"] == "failed" and status["message"] == "ValueError: a damaged file"
+
+
+def test_resume_drops_a_half_written_last_record_and_refuses_a_damaged_one(tmp_path):
+    cfg = tiny(max_steps=4, ckpt_every=2)
+    ds = fixture_for(cfg)
+    run = tmp_path / "run"
+    Trainer(cfg, run, dataset=ds, quiet=True).fit()
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 4, "loss')                       # killed while writing a record
+    Trainer.resume(run, dataset=ds, quiet=True, max_steps=6).fit()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines[2] = "not json"
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    from gcann.train import RunError
+
+    with pytest.raises(RunError, match=r"metrics.jsonl, line 3, is not valid JSON"):
+        Trainer.resume(run, dataset=ds, quiet=True, max_steps=8).fit()
+
+
+def test_resume_refuses_a_max_steps_below_the_checkpoint(tmp_path):
+    from gcann.train import RunError
+
+    cfg = tiny(max_steps=4, ckpt_every=2)
+    ds = fixture_for(cfg)
+    Trainer(cfg, tmp_path / "run", dataset=ds, quiet=True).fit()
+    with pytest.raises(RunError, match=r"at step 4: --max-steps 3 would end it before"):
+        Trainer.resume(tmp_path / "run", dataset=ds, quiet=True, max_steps=3)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["max_steps"] == 4
+
+
 # --------------------------------------------------------------------------- errors and help
 def test_user_errors_share_one_base_and_bugs_keep_their_traceback(tmp_path, monkeypatch):
     from gcann.data import DataError

@@ -10,13 +10,14 @@ the run's dataset, through the same code as the trainer's evaluation.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
-from .common import UserError, atomic_write, check_device
+from .common import UserError, atomic_write, check_device, check_output
 
 __all__ = ["eval_run", "fid"]
 
@@ -69,7 +70,7 @@ def _npz(path: Path):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:   # a truncated file is a BadZipFile
         raise UserError(f"cannot read {path} as .npz: {e}") from None
     if {"mu", "sigma"} <= set(arrays):
         mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
@@ -243,6 +244,8 @@ def eval_run(source: str, metric_names: str | None, num_samples: int | None, num
     device = check_device(device)
     if not Path(source).exists():
         raise UserError(f"{source} does not exist")
+    if out is not None:
+        check_output(Path(out), "--out")   # before the metrics, not after them
     names, ctx, G, info = prepare_eval(source, metrics=metric_names, num_samples=num_samples, num_real=num_real,
                                        fid_weights=fid_weights, is_weights=is_weights, data_root=data_root,
                                        ema=not no_ema, seed=seed, batch_size=batch_size, device=device)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .common import UserError, check_writable, parse_set, parse_mapping
+from .common import UserError, check_device, check_output, check_writable, parse_mapping, parse_set
 
 # ---------------------------------------------------------------------------- #
 # options generated from TrainConfig
@@ -186,11 +186,14 @@ def sample(ckpt, n, seed, out, no_ema, device):
 
     if out is not None and out.suffix not in (".png", ".npz"):
         raise UserError(f"--out must end in .png or .npz, got {out}")
-    dev = resolve_device(device)
+    dev = resolve_device(check_device(device))
+    if out is not None:
+        check_output(out, "--out")
     G, info = load_generator(ckpt, ema=not no_ema, device=dev)
     if out is None:
         run_dir = Path(info["path"]).parent.parent
         out = run_dir / "samples" / f"sample-{info['step']:07d}-seed{seed}.png"
+        check_output(out, "the default --out")
     cfg = info["config"]
     if info["ema"] and cfg.get("ema_bn") == "recompute":
         recompute_bn_stats(G, info["nz"], min(n, cfg["batch_size"]), dev, seed=cfg["seed"] + 4)

@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gcann.fileio import atomic_write
 
 from .fid import fid_from_features, mmd2_over_subsets, mmd2_unbiased, poly_kernel
-from .registry import EvalContext, MetricError, MetricUnavailable, register_metric
+from .registry import EvalContext, MetricError, MetricUnavailable, register_metric, write_cache
 
 __all__ = ["DomainNet", "FEATURE_DIM", "domain_classifier", "frechet_from_features", "kid_unbiased",
            "mmd2_unbiased", "poly_kernel"]
@@ -176,10 +175,9 @@ def domain_classifier(ctx: EvalContext) -> tuple[DomainNet, dict]:
     if net is None:
         net, info = train_classifier(x, y, steps=steps)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda tmp: torch.save({"weights": net.state_dict(), "info": info}, tmp))
-            atomic_write(path.with_suffix(".json"),
-                         lambda tmp: Path(tmp).write_text(json.dumps({"dataset": ctx.dataset_key, **info}) + "\n"))
+            write_cache(path, lambda tmp: torch.save({"weights": net.state_dict(), "info": info}, tmp))
+            write_cache(path.with_suffix(".json"),
+                        lambda tmp: Path(tmp).write_text(json.dumps({"dataset": ctx.dataset_key, **info}) + "\n"))
     net.eval()
     ctx.cache["domain_net"] = (net, info)
     return net, info

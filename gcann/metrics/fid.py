@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gcann.fileio import atomic_write
 
 from .inception import (
     FEATURE_DIM,
@@ -39,7 +39,7 @@ from .inception import (
     to_uint8,
     weights_digest,
 )
-from .registry import EvalContext, MetricError, register_metric
+from .registry import EvalContext, MetricError, register_metric, write_cache
 
 __all__ = ["DEFAULT_IMAGE_SAMPLES", "DEFAULT_REAL_SAMPLES", "FIDStats", "fid_from_features", "fid_statistics",
            "frechet_distance", "generated_features", "inception_score", "kid_from_features", "mmd2_over_subsets",
@@ -210,7 +210,7 @@ def real_features(ctx: EvalContext) -> Tensor:
         try:
             with np.load(file) as z:
                 feats = torch.from_numpy(z["features"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             feats = None  # unreadable cache: recompute and replace it
         if feats is not None and (feats.dim() != 2 or len(feats) != n or not torch.isfinite(feats).all()):
             feats = None
@@ -223,7 +223,7 @@ def real_features(ctx: EvalContext) -> Tensor:
                                             progress=ctx.options.get("progress")))
         feats = torch.cat(parts)
         if file is not None:
-            atomic_write(file, lambda tmp: np.savez(tmp, features=feats.numpy()))
+            write_cache(file, lambda tmp: np.savez(tmp, features=feats.numpy()))
     ctx.cache["real_features"] = feats
     return feats
 

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 
 from gcann.errors import GcannError
+from gcann.fileio import atomic_write
 
-__all__ = ["EvalContext", "METRICS", "MetricError", "MetricUnavailable", "check_metric_names", "check_metrics",
-           "compute_metrics",
-           "register_metric"]
+__all__ = ["EvalContext", "METRICS", "MetricError", "MetricUnavailable", "MetricWarning", "check_metric_names",
+           "check_metrics", "compute_metrics", "register_metric", "write_cache"]
 
 
 class MetricError(GcannError, ValueError):
@@ -175,3 +175,21 @@ def compute_metrics(names: list[str] | tuple[str, ...], ctx: EvalContext) -> dic
                 raise MetricError(f"metric {n!r} gave {key} = {value}")
         out.update(result)
     return out
+
+
+class MetricWarning(UserWarning):
+    """Something a metric could not do that does not change its value (a cache it could not write)."""
+
+
+def write_cache(path, write: Callable[[Any], Any]) -> None:
+    """Write a metric's cache file atomically (``write(tmp)``); a folder that cannot be written (read-only,
+    another user's) costs the cache, not the metric: a :class:`MetricWarning` says so and the value stands."""
+    import warnings
+    from pathlib import Path
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, write)
+    except OSError as e:
+        warnings.warn(f"cannot write the metrics cache {path}: {e.strerror or e}; the value is computed again "
+                      f"next time", MetricWarning, stacklevel=2)

@@ -49,7 +49,7 @@ from gcann.control import Controller, ControlRows, Plan, make_controller, update
 from gcann.control.buffers import SampleBuffers
 from gcann.controller import ControllerError, GCANNConfig
 from gcann.diversity import diversity_term
-from gcann.errors import GcannError
+from gcann.errors import GcannError, one_line
 from gcann.fileio import atomic_write_text
 
 from .checkpoint import checkpoint_path, find_checkpoints, load_checkpoint, save_checkpoint
@@ -389,11 +389,11 @@ class Trainer:
             raise self._interrupted(stop.signum or signal.SIGINT) from None
         except RuntimeError as e:
             if stop.signum is None:
-                self._write_status("failed", _first_line(e))
+                self._write_status("failed", f"{type(e).__name__}: {one_line(e)}")
                 raise
             raise self._interrupted(stop.signum) from None   # e.g. a loader worker that the signal ended
         except Exception as e:   # a damaged data file, a metric's error, a bug: status.json must not say running
-            self._write_status("failed", _first_line(e))
+            self._write_status("failed", f"{type(e).__name__}: {one_line(e)}")
             raise
         finally:
             self.stream.close()   # loader workers ignore SIGTERM: left running, they would hang the exit
@@ -937,11 +937,6 @@ def recompute_bn_stats(G: nn.Module, nz: int, batch: int, device: torch.device, 
     for m, mom in zip(bns, saved):
         m.momentum = mom
     G.eval()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def _truncate_jsonl(path: Path, keep: Callable[[dict], bool]) -> None:

@@ -48,6 +48,13 @@ def test_train_resume_sample_on_an_image_folder(tmp_path, capsys):
     assert arr.shape == (6, 64, 64, 3) and arr.dtype == np.uint8
     assert main(["sample", str(out / "checkpoints" / "step_0000005.pt"), "--out", str(tmp_path / "g.png")]) == 0
     assert Image.open(tmp_path / "g.png").size[0] > 64
+    capsys.readouterr()
+    for args, msg in ((["--device", "bogus"], "--device must be cpu, cuda or cuda:N"),
+                      (["--out", "/proc/gcann-s.png"], "--out '/proc/gcann-s.png'"),
+                      (["--out", str(out / "config.json" / "s.png")], "--out")):
+        assert main(["sample", str(out), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gcann: error:") and msg in err and "\n" not in err, err
 
 
 @pytest.mark.parametrize("args, msg", [

@@ -204,3 +204,42 @@ def test_eval_reads_the_data_as_the_run_trained_on_it(tmp_path, monkeypatch):
     assert torch.equal(ds[3], trained[3])
     with pytest.raises(MetricError, match="--metrics is empty"):
         prepare_eval(run, metrics="", num_samples=4)
+
+
+def test_eval_refuses_an_unwritable_out_before_computing(tmp_path, capsys, monkeypatch):
+    import gcann.metrics.evaluate as ev
+
+    monkeypatch.setenv("GCANN_CACHE", str(tmp_path / "cache"))
+    root = _images(tmp_path / "imgs")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(root),
+                 "--resolution", "32", "--max-steps", "1", "--out", str(run), "--width-g", "4", "--width-d", "4",
+                 "--batch-size", "8", "--num-samples", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(ev, "prepare_eval", lambda *a, **k: pytest.fail("computed before checking --out"))
+    assert main(["eval", str(run), "--metrics", "pairwise", "--num-samples", "4",
+                 "--out", str(run / "config.json" / "e.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gcann: error: --out") and "\n" not in err
+
+
+def test_fid_refuses_a_truncated_npz_in_one_line(tmp_path, capsys):
+    good = tmp_path / "a.npz"
+    np.savez_compressed(good, images=np.zeros((4, 8, 8, 3), np.uint8))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[:40])
+    assert main(["fid", str(cut), str(good)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gcann: error: cannot read {cut} as .npz") and "\n" not in err
+
+
+def test_an_unwritable_metrics_cache_costs_the_cache_not_the_value(tmp_path):
+    from gcann.metrics.registry import MetricWarning, write_cache
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")                        # a file where the cache folder should be: mkdir fails, as root too
+    with pytest.warns(MetricWarning, match="cannot write the metrics cache"):
+        write_cache(blocker / "sub" / "f.npz", lambda tmp: np.savez(tmp, x=np.zeros(2)))
+    write_cache(tmp_path / "ok" / "f.npz", lambda tmp: np.savez(tmp, x=np.arange(3)))
+    assert np.load(tmp_path / "ok" / "f.npz")["x"].tolist() == [0, 1, 2]
+

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
+
+from gcann.errors import one_line
 
 from .common import UserError, check_writable, parse_set
 
@@ -62,9 +65,24 @@ def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_mi
                   gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task)
     click.echo(f"submitted {len(jobs)} run(s) to {executor}: {out}/sweep.json", err=True)
     if wait:
-        for j in jobs:
-            j.result()
+        failed = []
+        for name, j in zip((name for name, _ in runs), jobs):
+            try:
+                j.result()
+            except Exception as e:   # noqa: BLE001 - a job's own error: say it, collect the others, then exit 1
+                failed.append(name)
+                click.echo(f"{name}: failed: {_job_error(e)}", err=True)
         for row in collect(out):
-            click.echo(f"{row['name']:40s} {row['state']:9s} step {row['step']}  "
+            click.echo(f"{row['name']:40s} {str(row['state']):9s} step {row['step']}  "
                        f"loss_d {row['loss_d']:.4g}  loss_g {row['loss_g']:.4g}"
                        if row["loss_d"] is not None else f"{row['name']:40s} {row['state']}")
+        if failed:
+            raise UserError(f"{len(failed)} of {len(jobs)} run(s) failed ({', '.join(failed[:3])}"
+                            f"{' ...' if len(failed) > 3 else ''}); {out}/summary.json lists every run")
+
+
+def _job_error(e: BaseException) -> str:
+    """The error line of a job's failure (submitit wraps the job's traceback in its own message)."""
+    lines = [x.strip() for x in str(e).splitlines()]
+    errors = [x for x in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupted|Diverged)(: |$)", x)]
+    return errors[-1] if errors else one_line(e)

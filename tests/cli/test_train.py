@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,26 @@ def test_sweep_on_the_local_executor(tmp_path):
     cfgs = {r["name"]: json.loads((Path(r["run_dir"]) / "config.json").read_text()) for r in doc["runs"]}
     assert cfgs["celeba-dcgan-controller=gcann-seed1"]["controller"] == "gcann"
     assert cfgs["celeba-dcgan-controller=gcann-seed1"]["seed"] == 1
+
+
+def test_sweep_wait_with_a_failing_run_collects_the_rest_and_exits_non_zero(tmp_path, capsys):
+    """One grid point's data holds a truncated image (found in training): --wait says which run failed and why in
+    one line, still writes summary.json for every run, and the command's status is not 0."""
+    good = _images(tmp_path / "good", n=16)
+    bad = _images(tmp_path / "bad", n=16)
+    truncated_jpeg(bad / "zz_truncated.jpg")
+    out = tmp_path / "sweep"
+    rc = main(["sweep", "--preset", "celeba-dcgan", "--seeds", "0", "--grid", f"data_root={good},{bad}",
+               "--set", "dataset=images", "--set", "max_steps=3", "--set", "width_g=4", "--set", "width_d=4",
+               "--set", "batch_size=8", "--set", "num_workers=0", "--out", str(out), "--executor", "local", "--wait"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    failed = [x for x in err.splitlines() if ": failed: " in x]
+    assert len(failed) == 1 and "bad" in failed[0].split(": failed: ")[0], err
+    assert re.search(r": failed: \S*Error: .*zz_truncated", failed[0]), failed[0]
+    assert err.strip().splitlines()[-1].startswith("gcann: error: 1 of 2 run(s) failed")
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(r["state"] for r in summary) == ["failed", "finished"]
 
 
 def test_sweep_expands_seeds_times_grid():

@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from gcann.fileio import atomic_write_text
 
 __all__ = ["COLLAPSE_PAIRWISE", "DEFINITIONS", "DIRECTIONS", "EVAL_CACHE", "GAP_WINDOW", "NOT_METRICS", "SE_HOW",
            "cached_eval", "direction", "loss_gap", "loss_gap_var", "sampling_error"]
@@ -201,7 +200,9 @@ def cached_eval(run_dir: str | Path, *, final_step: int | None = None, num_sampl
                 "source": "metrics.jsonl (the trainer's evaluation)"}
     if evaluate is not None:
         record = evaluate(run_dir)
-        atomic_write_text(cache, json.dumps(record) + "\n")
+        from gcann.metrics.registry import write_cache   # a read-only run folder costs the cache, not the report
+
+        write_cache(cache, lambda tmp: Path(tmp).write_text(json.dumps(record) + "\n", encoding="utf-8"))
         return {"metrics": record["metrics"], "step": record.get("step"), "num_samples": record.get("num_samples"),
                 "source": f"{EVAL_CACHE} (evaluated now)"}
     return None

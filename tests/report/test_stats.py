@@ -105,6 +105,18 @@ def test_loss_gap_by_hand():
     assert measures.loss_gap_var([1, 2], [1.0, 1.0], [0.0, 0.5]) == pytest.approx(np.var([1.0, 0.5], ddof=1))
 
 
+def test_cached_eval_in_a_folder_it_cannot_write_still_answers(tmp_path):
+    """A run folder that cannot take eval.json (read-only, another user's; here a folder in its place, which
+    stops root too): the evaluation is reported with a warning, not lost to an OSError."""
+    from gcann.metrics.registry import MetricWarning
+
+    (tmp_path / measures.EVAL_CACHE).mkdir()
+    record = {"checkpoint": "c.pt", "step": 10, "num_samples": 500, "metrics": {"kid": 0.02}}
+    with pytest.warns(MetricWarning, match="cannot write the metrics cache"):
+        got = measures.cached_eval(tmp_path, final_step=10, evaluate=lambda run_dir: record)
+    assert got["metrics"] == {"kid": 0.02}
+
+
 def test_cached_eval_order_and_cache(tmp_path):
     calls = []
 

@@ -162,10 +162,29 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
                             f"`gcann train --resume {shlex.quote(str(out))}` or choose another --out")
         raise UserError(f"run folder {out} exists and is not empty (and is not a gcann run folder): "
                         "choose another --out")
+    made = _missing_folders(out)
     check_writable(out)
     from gcann.train import Trainer
 
-    _run(lambda: Trainer(cfg, out, quiet=quiet))
+    try:
+        trainer = Trainer(cfg, out, quiet=quiet)   # data, device, networks: it writes nothing yet
+    except BaseException:
+        for folder in made:                        # nothing half-written: the folders made for it go again
+            try:
+                folder.rmdir()                     # only while empty
+            except OSError:
+                break
+        raise
+    _run(lambda: trainer)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders that creating ``path`` makes, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 @click.command(context_settings={"show_default": True})

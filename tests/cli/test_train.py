@@ -77,6 +77,19 @@ def test_train_errors_are_one_line(args, msg, capsys):
     assert err.startswith("gcann: error:") and msg in err and "\n" not in err
 
 
+def test_a_run_refused_before_its_first_step_leaves_no_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "a" / "b" / "run"
+    assert main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(tmp_path / "empty"),
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("gcann: error:")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "mine").mkdir()                    # a folder the user made stays
+    assert main(["train", "--preset", "celeba-dcgan", "--dataset", "images", "--data-root", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine").is_dir()
+
+
 def test_resume_refuses_other_options_and_existing_out_is_refused(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "f").write_text("x")

@@ -69,7 +69,7 @@ def sweep(preset, seeds, grids, sets, out, executor, slurm_partition, timeout_mi
         for name, j in zip((name for name, _ in runs), jobs):
             try:
                 j.result()
-            except Exception as e:   # noqa: BLE001 - a job's own error: say it, collect the others, then exit 1
+            except Exception as e:   # noqa: BLE001 - a job's own error: say it, collect the others, then fail
                 failed.append(name)
                 click.echo(f"{name}: failed: {_job_error(e)}", err=True)
         for row in collect(out):

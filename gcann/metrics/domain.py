@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-
 from .fid import fid_from_features, mmd2_over_subsets, mmd2_unbiased, poly_kernel
 from .registry import EvalContext, MetricError, MetricUnavailable, register_metric, write_cache
 

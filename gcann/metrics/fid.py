@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 from .inception import (
     FEATURE_DIM,
     fid_weights_path,

@@ -181,7 +181,7 @@ class MetricWarning(UserWarning):
     """Something a metric could not do that does not change its value (a cache it could not write)."""
 
 
-def write_cache(path, write: Callable[[Any], Any]) -> None:
+def write_cache(path: Any, write: Callable[[Any], Any]) -> None:
     """Write a metric's cache file atomically (``write(tmp)``); a folder that cannot be written (read-only,
     another user's) costs the cache, not the metric: a :class:`MetricWarning` says so and the value stands."""
     import warnings

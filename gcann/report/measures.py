@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-
 __all__ = ["COLLAPSE_PAIRWISE", "DEFINITIONS", "DIRECTIONS", "EVAL_CACHE", "GAP_WINDOW", "NOT_METRICS", "SE_HOW",
            "cached_eval", "direction", "loss_gap", "loss_gap_var", "sampling_error"]
 

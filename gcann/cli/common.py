@@ -241,12 +241,10 @@ def parse_mapping(flag: str, items: str | tuple[str, ...] | None) -> dict[str, A
     return out
 
 
-def check_writable(folder: Path) -> None:
-    """Fail before computing when the run folder cannot be made or written."""
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Fail before computing when the run folder cannot be made or written (:func:`check_output`'s probe: it
+    creates nothing, so a command refused later leaves no folder behind)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".gcann-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write the run folder {folder}: {e.strerror or e}") from None
+        check_output(folder, option, folder=True)
+    except UserError as e:
+        raise UserError(f"cannot write the run folder: {e}") from None

@@ -138,7 +138,7 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
                             f"(got {', '.join(extra)})")
         if not resume.is_dir():
             raise UserError(f"--resume {resume}: no such run folder")
-        check_writable(resume)
+        check_writable(resume, "--resume")
         from gcann.train import Trainer
         from gcann.train.checkpoint import find_checkpoints, latest_checkpoint
 
@@ -162,29 +162,10 @@ def train(preset, resume, out, sets, list_, quiet, **kw):
                             f"`gcann train --resume {shlex.quote(str(out))}` or choose another --out")
         raise UserError(f"run folder {out} exists and is not empty (and is not a gcann run folder): "
                         "choose another --out")
-    made = _missing_folders(out)
-    check_writable(out)
+    check_writable(out)   # creates nothing: the run makes its folder when it starts
     from gcann.train import Trainer
 
-    try:
-        trainer = Trainer(cfg, out, quiet=quiet)   # data, device, networks: it writes nothing yet
-    except BaseException:
-        for folder in made:                        # nothing half-written: the folders made for it go again
-            try:
-                folder.rmdir()                     # only while empty
-            except OSError:
-                break
-        raise
-    _run(lambda: trainer)
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """The folders that creating ``path`` makes, deepest first."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
+    _run(lambda: Trainer(cfg, out, quiet=quiet))
 
 
 @click.command(context_settings={"show_default": True})

@@ -42,8 +42,9 @@ class RingError(GcannError, ValueError):
     """A ring-study request or saved state that cannot be used (one line for the user)."""
 
 
-__all__ = ["DATASETS", "FORMS", "N_TRAIN", "BATCH_SIZE", "RingError", "batches_per_epoch", "SOURCE_DATA_SEED", "SeedStreams", "SourcePools",
-           "SourceStreams", "dataset_modes", "data_generator", "noise_generator", "eval_generator", "source_pools"]
+__all__ = ["DATASETS", "FORMS", "N_TRAIN", "BATCH_SIZE", "RingError", "SOURCE_DATA_SEED", "SeedStreams", "SourcePools",
+           "SourceStreams", "batches_per_epoch", "dataset_modes", "data_generator", "noise_generator", "eval_generator",
+           "source_pools"]
 
 N_TRAIN = 50_000      # training points per seed, as the source
 BATCH_SIZE = 128      # as the source

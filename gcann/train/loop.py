@@ -387,12 +387,10 @@ class Trainer:
             raise
         except KeyboardInterrupt:
             raise self._interrupted(stop.signum or signal.SIGINT) from None
-        except RuntimeError as e:
-            if stop.signum is None:
-                self._write_status("failed", f"{type(e).__name__}: {one_line(e)}")
-                raise
-            raise self._interrupted(stop.signum) from None   # e.g. a loader worker that the signal ended
-        except Exception as e:   # a damaged data file, a metric's error, a bug: status.json must not say running
+        except Exception as e:
+            if isinstance(e, RuntimeError) and stop.signum is not None:
+                raise self._interrupted(stop.signum) from None   # e.g. a loader worker that the signal ended
+            # a damaged data file, a metric's error, a bug: status.json must not say running
             self._write_status("failed", f"{type(e).__name__}: {one_line(e)}")
             raise
         finally:

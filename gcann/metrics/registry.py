@@ -185,11 +185,9 @@ def write_cache(path: Any, write: Callable[[Any], Any]) -> None:
     """Write a metric's cache file atomically (``write(tmp)``); a folder that cannot be written (read-only,
     another user's) costs the cache, not the metric: a :class:`MetricWarning` says so and the value stands."""
     import warnings
-    from pathlib import Path
 
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, write)
+        atomic_write(path, write)   # it makes the parent folders
     except OSError as e:
         warnings.warn(f"cannot write the metrics cache {path}: {e.strerror or e}; the value is computed again "
                       f"next time", MetricWarning, stacklevel=2)
